@@ -1,0 +1,80 @@
+/*
+ * The message codec: parses client messages, checks their members, and
+ * builds the events the server sends.  The only module that sees json-c.
+ *
+ * A struct sb_codec holds a parser and scratch space: one per worker, used
+ * by that worker's thread only.  The event builders (sb_event_*) keep no
+ * state and may be called from any thread.  Nothing parsed ever leaves the
+ * thread that parsed it: what crosses threads is an sb_msg of plain bytes.
+ */
+#ifndef SB_CODEC_H
+#define SB_CODEC_H
+
+#include "sb_msg.h"
+#include "sb_proto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Nesting deeper than this (the outer object is level 1) is bad_json. */
+#define SB_JSON_MAX_DEPTH 32
+
+struct sb_codec;
+
+struct sb_field {
+	const char *p;	/* decoded UTF-8, not NUL-terminated */
+	size_t len;
+	bool present;
+};
+
+struct sb_request {
+	enum sb_type type;	/* SB_TYPE_NONE unless a known type */
+	const char *type_str;	/* the "type" string when it is one, for ref */
+	size_t type_len;
+	struct sb_field id, nick, room, receiver;
+	void *root;		/* the parse tree: codec-private */
+	void *payload;		/* codec-private */
+};
+
+/* A codec for messages whose string members are at most max_field bytes;
+ * NULL when out of memory. */
+struct sb_codec *sb_codec_new(size_t max_field);
+void sb_codec_free(struct sb_codec *c);
+
+/*
+ * Parses one complete message.  Returns SB_ERR_NONE, or the first of
+ * SB_ERR_BAD_JSON (not JSON, trailing garbage, too deep, not an object),
+ * SB_ERR_BAD_MESSAGE ("type" missing or not a string), SB_ERR_UNKNOWN_TYPE,
+ * with a reason in why.  req->type_str is set whenever "type" is a string,
+ * even for an unknown type.  Call sb_codec_done(c, req) afterwards, whatever
+ * it returned.
+ */
+enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
+			   struct sb_request *req, char *why, size_t whylen);
+
+/* Checks the members that req's type needs (PROTOCOL.md, Validation):
+ * SB_ERR_NONE, or SB_ERR_BAD_MESSAGE with a reason in why. */
+enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
+			   char *why, size_t whylen);
+
+/* The event relaying req (offer, answer, icecandidate or message, checked)
+ * as sent by the peer (id, nick); NULL when out of memory. */
+struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
+			      const char *id, size_t id_len,
+			      const char *nick, size_t nick_len);
+
+/* Frees what sb_codec_parse kept for req. */
+void sb_codec_done(struct sb_codec *c, struct sb_request *req);
+
+/* {"type":"error","payload":{"code","message","ref"?}}; ref may be NULL. */
+struct sb_msg *sb_event_error(enum sb_err code, const char *message,
+			      const char *ref, size_t ref_len);
+
+/* {"type":type,"payload":{"id","nick"}}: the join and leave events. */
+struct sb_msg *sb_event_peer(const char *type, const char *id, size_t id_len,
+			     const char *nick, size_t nick_len);
+
+/* {"type":"pong","payload":{}} */
+struct sb_msg *sb_event_pong(void);
+
+#endif

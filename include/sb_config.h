@@ -1,0 +1,48 @@
+/*
+ * The command line.  Parsed once by the main thread before any other thread
+ * starts; read-only afterwards, so every thread may read it without a lock.
+ */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+
+#define SB_BIND_MAX 256
+#define SB_WORKERS_MAX 1024
+
+struct sb_config {
+	char bind[SB_BIND_MAX];	/* listen address, "::" by default */
+	int port;			/* 0: the kernel picks one */
+	int workers;			/* worker threads, >= 1 */
+	size_t max_message;		/* bytes of one client message */
+	size_t max_field;		/* bytes of id, nick, room */
+	unsigned max_room_peers;	/* 0: unlimited */
+	size_t max_backlog;		/* outbound bytes held per connection */
+	double heartbeat;		/* seconds; 0: off */
+	double rate;			/* messages per second; 0: off */
+	double drain_timeout;		/* seconds */
+	int log_level;			/* enum sb_log_level */
+};
+
+enum {
+	SB_CONFIG_RUN = 0,	/* start the server */
+	SB_CONFIG_HELP = 1,	/* usage was asked for */
+	SB_CONFIG_VERSION = 2,	/* the version was asked for */
+};
+
+/* Fills cfg with the defaults (workers: the number of online CPUs). */
+void sb_config_defaults(struct sb_config *cfg);
+
+/*
+ * Parses argv[1..argc-1] over the values already in cfg.  Returns
+ * SB_CONFIG_RUN, SB_CONFIG_HELP or SB_CONFIG_VERSION, or -EINVAL with a
+ * one-line reason in msg (cfg is then partly updated and must not be used).
+ * Any thread; touches nothing but its arguments.
+ */
+int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
+		    char *msg, size_t msglen);
+
+/* The --help text. */
+extern const char sb_config_usage[];
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * One client connection as the rest of the server sees it: its outbound
+ * queue and its identity in the registry.  The transport (worker.c) owns the
+ * socket; this struct is what other threads may reach.
+ *
+ * Reference counted: the owning worker holds one reference for as long as
+ * the socket lives, the registry one while the connection is joined, and a
+ * worker's ready list one while the connection is on it.
+ *
+ * Thread rules.  sb_conn_send() may be called from any thread.  The
+ * sb_conn_next() / sb_conn_kill() side is for the owning worker only.  The
+ * registry fields are written by the owning worker while it holds the
+ * registry's write lock, and read by others under its read lock.
+ */
+#ifndef SB_CONN_H
+#define SB_CONN_H
+
+#include "sb_queue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sb_conn;
+struct sb_room;
+
+/*
+ * How a connection tells its owner that it has something to do (output to
+ * write, or it must be closed).  Called at most once until the owner has
+ * taken the queue empty again (see sb_conn_next), from the thread that
+ * queued, with no lock of this module held; it must take its own reference
+ * if it keeps the connection.
+ */
+struct sb_sched {
+	void (*schedule)(struct sb_sched *s, struct sb_conn *c);
+};
+
+struct sb_conn {
+	atomic_uint refs;
+	struct sb_sched *sched;		/* immutable */
+	size_t max_backlog;		/* immutable */
+
+	pthread_mutex_t lock;		/* guards what follows, to the mark */
+	struct sb_queue q;		/* {lock} */
+	bool scheduled;			/* {lock} the owner has been told */
+	bool overflow;			/* {lock} killed by its backlog bound */
+	atomic_bool dead;		/* written under {lock}; drops new output */
+	/* -- end of {lock} */
+
+	/* {registry lock}: written by the owner under the write lock */
+	struct sb_room *room;		/* NULL while not joined */
+	char *id;
+	size_t id_len;
+	char *nick;
+	size_t nick_len;
+
+	void *owner_data;		/* owner only: the transport's session */
+	struct sb_conn *ready_next;	/* {the owner worker's lock} */
+};
+
+/* A connection with one reference, scheduled through sched; NULL when out
+ * of memory.  Any thread. */
+struct sb_conn *sb_conn_new(struct sb_sched *sched, size_t max_backlog);
+
+static inline struct sb_conn *sb_conn_ref(struct sb_conn *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+/* Drops one reference; the last frees the queue and the connection. */
+void sb_conn_unref(struct sb_conn *c);
+
+/*
+ * Queues m to c, taking a reference of its own (the caller keeps its one).
+ * Returns 0; -EPIPE when c is dead (nothing queued); -ENOBUFS when this
+ * message would take c's queue over its bound, or memory ran out: c is then
+ * killed (its queue dropped, the owner scheduled to close it with cause
+ * "backlog").  A message always fits an empty queue, whatever its size, so
+ * one large roster cannot kill a fresh connection.  Any thread; callers may
+ * hold the registry lock.
+ */
+int sb_conn_send(struct sb_conn *c, struct sb_msg *m);
+
+/* Kills c as sb_conn_send() does when its bound is crossed: its queue is
+ * dropped and its owner scheduled to close it.  Any thread. */
+void sb_conn_doom(struct sb_conn *c);
+
+/*
+ * Owner only: takes the oldest queued message (the caller owns the
+ * reference) or NULL.  *overflow is set when c was killed by its bound;
+ * *more tells whether messages remain after this one.  When none remain,
+ * the next sb_conn_send() schedules the owner again; while some do, the
+ * owner must keep calling.
+ */
+struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more);
+
+/* Owner only: marks c dead and drops its queue; later sends are refused. */
+void sb_conn_kill(struct sb_conn *c);
+
+static inline bool sb_conn_is_dead(struct sb_conn *c)
+{
+	return atomic_load_explicit(&c->dead, memory_order_relaxed);
+}
+
+/* Bytes queued now.  Any thread. */
+size_t sb_conn_backlog(struct sb_conn *c);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * The server: the listening socket, the acceptor thread, the workers and
+ * the registry they share.
+ *
+ * Threads.  main: parses options, starts everything, waits for SIGTERM or
+ * SIGINT, then drains.  acceptor: owns the listening socket and hands each
+ * accepted socket to the least-loaded worker.  worker-N: runs one libuv
+ * loop and one libwebsockets context, and owns every socket it adopted.
+ *
+ * Lock order (never taken the other way round, never held while calling
+ * into libwebsockets or logging):
+ *   registry rwlock  ->  connection lock  ->  worker inbox lock
+ * The server's own lock (drain bookkeeping) is a leaf.
+ */
+#ifndef SB_SERVER_H
+#define SB_SERVER_H
+
+#include "sb_config.h"
+#include "sb_registry.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct sb_worker;
+struct sb_acceptor;
+struct sb_stats;
+
+struct sb_server {
+	struct sb_config cfg;		/* immutable after start */
+	struct sb_registry *reg;
+	struct sb_worker **workers;	/* immutable after start */
+	int nworkers;
+	struct sb_acceptor *acceptor;
+	int listen_fd;
+	char listen_name[INET6_ADDRSTRLEN + 16];	/* "[::]:8080" */
+	atomic_bool draining;		/* set once, by main, at shutdown */
+
+	pthread_mutex_t lock;		/* leaf */
+	pthread_cond_t cond;		/* signalled when a worker drains */
+	int drained;			/* {lock} workers done draining */
+};
+
+/* Binds, listens, creates the workers and the acceptor and starts them.
+ * Returns 0, or a negative errno with the reason logged.  main only. */
+int sb_server_start(struct sb_server *srv, const struct sb_config *cfg);
+
+/* Stops accepting, drains every worker (PROTOCOL.md, Shutdown) and stops
+ * the threads.  main only, after sb_server_start() succeeded. */
+void sb_server_drain(struct sb_server *srv);
+
+/* Frees what start made.  main only, after drain (or a failed start). */
+void sb_server_release(struct sb_server *srv);
+
+/* Called by a worker when it has finished draining.  Any thread. */
+void sb_server_worker_drained(struct sb_server *srv);
+
+static inline bool sb_server_draining(struct sb_server *srv)
+{
+	return atomic_load_explicit(&srv->draining, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,147 @@
+#include "sb_acceptor.h"
+
+#include "sb_log.h"
+#include "sb_server.h"
+#include "sb_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long accepting pauses when descriptors run out. */
+#define PAUSE_MS 100
+
+struct sb_acceptor {
+	struct sb_server *srv;		/* immutable */
+	pthread_t thread;
+	int wake[2];			/* a pipe: main writes to stop us */
+	atomic_bool stop;
+	unsigned next;			/* acceptor thread only: tie-breaker */
+};
+
+/* The worker with the fewest sockets, ties broken round-robin. */
+static struct sb_worker *pick(struct sb_acceptor *a)
+{
+	struct sb_server *srv = a->srv;
+	struct sb_worker *best = NULL;
+	unsigned best_load = 0;
+
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct sb_worker *w = srv->workers[(a->next + (unsigned)i) %
+						   (unsigned)srv->nworkers];
+		unsigned load = sb_worker_load(w);
+
+		if (!best || load < best_load) {
+			best = w;
+			best_load = load;
+		}
+	}
+	a->next++;
+	return best;
+}
+
+static void hand_over(struct sb_acceptor *a, int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		sb_log(SB_LOG_DEBUG, errno, "setsockopt TCP_NODELAY");
+	if (sb_worker_give(pick(a), fd))
+		close(fd);
+}
+
+static void *run(void *arg)
+{
+	struct sb_acceptor *a = arg;
+	int lfd = a->srv->listen_fd;
+	int pause_ms = 0;
+
+	sb_log_set_thread_name("acceptor");
+	while (!atomic_load(&a->stop)) {
+		struct pollfd p[2] = {
+			{ .fd = a->wake[0], .events = POLLIN },
+			{ .fd = lfd, .events = POLLIN },
+		};
+
+		/* while paused, listen only for the stop request */
+		if (poll(p, pause_ms ? 1 : 2, pause_ms ? pause_ms : -1) < 0 &&
+		    errno != EINTR) {
+			sb_log(SB_LOG_ERROR, errno, "poll");
+			pause_ms = PAUSE_MS;
+			continue;
+		}
+		pause_ms = 0;
+		if (p[0].revents)
+			break;
+		for (;;) {
+			int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd >= 0) {
+				hand_over(a, fd);
+				continue;
+			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				sb_log(SB_LOG_ERROR, errno,
+				       "accept: out of resources; pausing accepting for %d ms",
+				       PAUSE_MS);
+			} else {
+				sb_log(SB_LOG_ERROR, errno, "accept");
+			}
+			pause_ms = PAUSE_MS;
+			break;
+		}
+	}
+	return NULL;
+}
+
+struct sb_acceptor *sb_acceptor_start(struct sb_server *srv)
+{
+	struct sb_acceptor *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (!a)
+		return NULL;
+	a->srv = srv;
+	atomic_init(&a->stop, false);
+	if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK)) {
+		sb_log(SB_LOG_ERROR, errno, "pipe");
+		free(a);
+		return NULL;
+	}
+	rc = pthread_create(&a->thread, NULL, run, a);
+	if (rc) {
+		sb_log(SB_LOG_ERROR, rc, "cannot start the acceptor thread");
+		close(a->wake[0]);
+		close(a->wake[1]);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void sb_acceptor_stop(struct sb_acceptor *a)
+{
+	ssize_t n;
+
+	if (!a)
+		return;
+	atomic_store(&a->stop, true);
+	n = write(a->wake[1], "x", 1);
+	(void)n;
+	pthread_join(a->thread, NULL);
+	close(a->wake[0]);
+	close(a->wake[1]);
+	free(a);
+}

@@ -1,0 +1,189 @@
+#include "sb_config.h"
+
+#include "sb_log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char sb_config_usage[] =
+	"usage: switchboard [options]\n"
+	"  -p, --port N             listen port; 0 picks a free one (default 8080)\n"
+	"  -b, --bind ADDR          listen address (default ::, dual-stack: IPv4 too)\n"
+	"  -w, --workers N          worker threads (default: the number of CPUs)\n"
+	"      --max-message BYTES  largest client message (default 65536)\n"
+	"      --max-field BYTES    limit for id, nick and room (default 128)\n"
+	"      --max-room-peers N   peers in one room, 0 = unlimited (default 0)\n"
+	"      --max-backlog BYTES  outbound backlog per connection (default 1048576)\n"
+	"      --heartbeat SECONDS  ping interval and pong timeout, 0 = off (default 30)\n"
+	"      --rate N             messages per second per connection, bursts of 2N,\n"
+	"                           0 = off (default 0)\n"
+	"      --drain-timeout SECONDS  flush time at shutdown (default 5)\n"
+	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"  -h, --help               show this help and exit\n"
+	"      --version            show the version and exit\n";
+
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL };
+
+struct option_spec {
+	const char *shortname;	/* "-p" or NULL */
+	const char *name;	/* "--port" */
+	enum kind kind;
+	double min, max;
+	size_t offset;
+	size_t size;		/* of the field, for K_INT */
+};
+
+#define FIELD(f) offsetof(struct sb_config, f), sizeof(((struct sb_config *)0)->f)
+
+static const struct option_spec specs[] = {
+	{ "-p", "--port", K_INT, 0, 65535, FIELD(port) },
+	{ "-b", "--bind", K_STR, 0, 0, FIELD(bind) },
+	{ "-w", "--workers", K_INT, 1, SB_WORKERS_MAX, FIELD(workers) },
+	{ NULL, "--max-message", K_INT, 1, 64.0 * 1024 * 1024, FIELD(max_message) },
+	{ NULL, "--max-field", K_INT, 1, 65536, FIELD(max_field) },
+	{ NULL, "--max-room-peers", K_INT, 0, 10000000, FIELD(max_room_peers) },
+	{ NULL, "--max-backlog", K_INT, 1024, 1024.0 * 1024 * 1024, FIELD(max_backlog) },
+	{ NULL, "--heartbeat", K_NUM, 0, 86400, FIELD(heartbeat) },
+	{ NULL, "--rate", K_NUM, 0, 1e9, FIELD(rate) },
+	{ NULL, "--drain-timeout", K_NUM, 0, 86400, FIELD(drain_timeout) },
+	{ NULL, "--log-level", K_LEVEL, 0, 0, FIELD(log_level) },
+};
+
+void sb_config_defaults(struct sb_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->bind, "::");
+	cfg->port = 8080;
+	cfg->workers = cpus > 0 ? (cpus > 1024 ? 1024 : (int)cpus) : 1;
+	cfg->max_message = 65536;
+	cfg->max_field = 128;
+	cfg->max_room_peers = 0;
+	cfg->max_backlog = 1048576;
+	cfg->heartbeat = 30;
+	cfg->rate = 0;
+	cfg->drain_timeout = 5;
+	cfg->log_level = SB_LOG_INFO;
+}
+
+/* Digits only, optionally one '.' and more digits when fractions are
+ * allowed: no sign, no exponent, no spaces, no hex. */
+static bool number_syntax(const char *s, bool fraction)
+{
+	bool digits = false, dot = false;
+
+	for (; *s; s++) {
+		if (*s >= '0' && *s <= '9') {
+			digits = true;
+		} else if (*s == '.' && fraction && !dot && digits) {
+			dot = true;
+			digits = false;
+		} else {
+			return false;
+		}
+	}
+	return digits;
+}
+
+static int set_value(struct sb_config *cfg, const struct option_spec *sp,
+		     const char *value, char *msg, size_t msglen)
+{
+	char *field = (char *)cfg + sp->offset;
+	double v;
+
+	if (sp->kind == K_STR) {
+		if (!*value || strlen(value) >= sp->size) {
+			snprintf(msg, msglen, "bad value '%s' for %s", value, sp->name);
+			return -EINVAL;
+		}
+		strcpy(field, value);
+		return 0;
+	}
+	if (sp->kind == K_LEVEL) {
+		int level = sb_log_level_parse(value);
+
+		if (level < 0) {
+			snprintf(msg, msglen,
+				 "bad value '%s' for %s (expected error, warn, info or debug)",
+				 value, sp->name);
+			return -EINVAL;
+		}
+		*(int *)(void *)field = level;
+		return 0;
+	}
+	errno = 0;
+	v = strtod(value, NULL);
+	if (!number_syntax(value, sp->kind == K_NUM) || errno || !isfinite(v) ||
+	    v < sp->min || v > sp->max) {
+		snprintf(msg, msglen,
+			 "bad value '%s' for %s (expected %s from %.0f to %.0f)",
+			 value, sp->name,
+			 sp->kind == K_INT ? "a whole number" : "a number",
+			 sp->min, sp->max);
+		return -EINVAL;
+	}
+	if (sp->kind == K_NUM)
+		*(double *)(void *)field = v;
+	else if (sp->size == sizeof(int))
+		*(int *)(void *)field = (int)v;
+	else
+		*(size_t *)(void *)field = (size_t)v;
+	return 0;
+}
+
+int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
+		    char *msg, size_t msglen)
+{
+	int want = SB_CONFIG_RUN;
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *value = NULL, *eq;
+		const struct option_spec *sp = NULL;
+		size_t namelen = strlen(arg);
+
+		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+			want = SB_CONFIG_HELP;
+			continue;
+		}
+		if (!strcmp(arg, "--version")) {
+			if (want == SB_CONFIG_RUN)
+				want = SB_CONFIG_VERSION;
+			continue;
+		}
+		eq = strncmp(arg, "--", 2) ? NULL : strchr(arg, '=');
+		if (eq) {
+			namelen = (size_t)(eq - arg);
+			value = eq + 1;
+		}
+		for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
+			const struct option_spec *s = &specs[k];
+
+			if ((strlen(s->name) == namelen && !strncmp(arg, s->name, namelen)) ||
+			    (!eq && s->shortname && !strcmp(arg, s->shortname))) {
+				sp = s;
+				break;
+			}
+		}
+		if (!sp) {
+			snprintf(msg, msglen, "unknown option '%s'", arg);
+			return -EINVAL;
+		}
+		if (!value) {
+			if (i + 1 >= argc) {
+				snprintf(msg, msglen, "option '%s' needs a value", arg);
+				return -EINVAL;
+			}
+			value = argv[++i];
+		}
+		if (set_value(cfg, sp, value, msg, msglen))
+			return -EINVAL;
+	}
+	return want;
+}

@@ -1,0 +1,114 @@
+#include "sb_conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct sb_conn *sb_conn_new(struct sb_sched *sched, size_t max_backlog)
+{
+	struct sb_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (pthread_mutex_init(&c->lock, NULL)) {
+		free(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	atomic_init(&c->dead, false);
+	c->sched = sched;
+	c->max_backlog = max_backlog;
+	sb_queue_init(&c->q);
+	return c;
+}
+
+void sb_conn_unref(struct sb_conn *c)
+{
+	if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sb_queue_release(&c->q);
+	pthread_mutex_destroy(&c->lock);
+	free(c->id);
+	free(c->nick);
+	free(c);
+}
+
+/* Caller holds c->lock. */
+static void doom_locked(struct sb_conn *c)
+{
+	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
+	c->overflow = true;
+	sb_queue_clear(&c->q);
+}
+
+void sb_conn_doom(struct sb_conn *c)
+{
+	bool notify = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (!atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+		doom_locked(c);
+		notify = !c->scheduled;
+		c->scheduled = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (notify)
+		c->sched->schedule(c->sched, c);
+}
+
+int sb_conn_send(struct sb_conn *c, struct sb_msg *m)
+{
+	bool notify = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+		rc = -EPIPE;
+	} else if ((c->q.count && c->q.bytes + m->len > c->max_backlog) ||
+		   sb_queue_push(&c->q, m)) {
+		doom_locked(c);
+		rc = -ENOBUFS;
+	} else {
+		sb_msg_ref(m);
+	}
+	if (rc != -EPIPE && !c->scheduled) {
+		c->scheduled = true;
+		notify = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	if (notify)
+		c->sched->schedule(c->sched, c);
+	return rc;
+}
+
+struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more)
+{
+	struct sb_msg *m;
+
+	pthread_mutex_lock(&c->lock);
+	*overflow = c->overflow;
+	m = c->overflow ? NULL : sb_queue_pop(&c->q);
+	*more = c->q.count != 0;
+	if (!*more)
+		c->scheduled = false;	/* the next send must tell the owner */
+	pthread_mutex_unlock(&c->lock);
+	return m;
+}
+
+void sb_conn_kill(struct sb_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
+	sb_queue_clear(&c->q);
+	pthread_mutex_unlock(&c->lock);
+}
+
+size_t sb_conn_backlog(struct sb_conn *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->q.bytes;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}

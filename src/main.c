@@ -1,0 +1,68 @@
+/*
+ * switchboard: a WebRTC signaling server.  See README.md and
+ * docs/protocol.md.  main() parses the command line, starts the server,
+ * prints the listening line, and drains on SIGTERM or SIGINT.
+ */
+#include "sb_config.h"
+#include "sb_log.h"
+#include "sb_server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+	static struct sb_server srv;
+	struct sb_config cfg;
+	char msg[256];
+	sigset_t set;
+	int rc, sig;
+
+	sb_config_defaults(&cfg);
+	rc = sb_config_parse(&cfg, argc, argv, msg, sizeof(msg));
+	if (rc < 0) {
+		fprintf(stderr, "switchboard: %s\ntry 'switchboard --help'\n", msg);
+		return 2;
+	}
+	if (rc == SB_CONFIG_HELP) {
+		fputs(sb_config_usage, stdout);
+		return 0;
+	}
+	if (rc == SB_CONFIG_VERSION) {
+		printf("switchboard %s (protocol 1)\n", SB_VERSION);
+		return 0;
+	}
+	sb_log_set_level(cfg.log_level);
+
+	/* Every thread inherits this mask: signals are taken by sigwait()
+	 * below, never by a handler running inside a worker. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (sb_server_start(&srv, &cfg)) {
+		sb_server_release(&srv);
+		return 1;
+	}
+	printf("switchboard listening on %s\n", srv.listen_name);
+	fflush(stdout);
+
+	for (;;) {
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			sb_log(SB_LOG_INFO, 0, "SIGHUP ignored");
+			continue;
+		}
+		break;
+	}
+	sb_log(SB_LOG_INFO, 0, "%s received: draining for at most %g s",
+	       sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout);
+	sb_server_drain(&srv);
+	sb_server_release(&srv);
+	return 0;
+}

@@ -1,0 +1,221 @@
+#include "sb_server.h"
+
+#include "sb_acceptor.h"
+#include "sb_log.h"
+#include "sb_map.h"
+#include "sb_recv_hook.h"
+#include "sb_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Raises the soft descriptor limit to the hard one: before any lws context
+ * exists, since each sizes its tables from it.  Returns the limit. */
+static int raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+
+		/* above this lws falls back to a tiny default (LWS-THREADING) */
+		if (want > 1000000)
+			want = 1000000;
+		if (want > rl.rlim_cur) {
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl))
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	return rl.rlim_cur > 1000000 ? 1000000 : (int)rl.rlim_cur;
+}
+
+/* Opens, binds and listens; fills listen_name.  Returns the socket or a
+ * negative errno, logged. */
+static int open_listener(struct sb_server *srv)
+{
+	const struct sb_config *cfg = &srv->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char host[INET6_ADDRSTRLEN];
+	int fd, one = 1, zero = 0, err;
+
+	memset(&ss, 0, sizeof(ss));
+	{
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		if (inet_pton(AF_INET6, cfg->bind, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((uint16_t)cfg->port);
+			sl = sizeof(*s6);
+		} else if (inet_pton(AF_INET, cfg->bind, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((uint16_t)cfg->port);
+			sl = sizeof(*s4);
+		} else {
+			struct addrinfo hints, *res;
+			int gai;
+
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_socktype = SOCK_STREAM;
+			hints.ai_flags = AI_PASSIVE;
+			gai = getaddrinfo(cfg->bind, NULL, &hints, &res);
+			if (gai) {
+				sb_log(SB_LOG_ERROR, 0, "cannot resolve %s: %s",
+				       cfg->bind, gai_strerror(gai));
+				return -EINVAL;
+			}
+			memcpy(&ss, res->ai_addr, res->ai_addrlen);
+			sl = res->ai_addrlen;
+			freeaddrinfo(res);
+			if (ss.ss_family == AF_INET6)
+				s6->sin6_port = htons((uint16_t)cfg->port);
+			else
+				s4->sin_port = htons((uint16_t)cfg->port);
+		}
+	}
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = errno;
+		sb_log(SB_LOG_ERROR, err, "socket");
+		return -err;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, SOMAXCONN)) {
+		err = errno;
+		sb_log(SB_LOG_ERROR, err, "cannot listen on %s port %d", cfg->bind,
+		       cfg->port);
+		close(fd);
+		return -err;
+	}
+	sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(srv->listen_name, sizeof(srv->listen_name), "[%s]:%u", host,
+			 ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(srv->listen_name, sizeof(srv->listen_name), "%s:%u", host,
+			 ntohs(s4->sin_port));
+	}
+	return fd;
+}
+
+int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
+{
+	int nfds, rc;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = *cfg;
+	srv->listen_fd = -1;
+	atomic_init(&srv->draining, false);
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->cond, NULL);
+	sb_map_seed();
+
+	nfds = raise_fd_limit();
+	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
+	if (sb_recv_hook_init(nfds, sb_worker_guard_failed))
+		return -ENOMEM;
+	srv->reg = sb_registry_new(cfg->max_room_peers);
+	if (!srv->reg)
+		return -ENOMEM;
+	srv->listen_fd = open_listener(srv);
+	if (srv->listen_fd < 0)
+		return srv->listen_fd;
+
+	srv->workers = calloc((size_t)cfg->workers, sizeof(*srv->workers));
+	if (!srv->workers)
+		return -ENOMEM;
+	for (int i = 0; i < cfg->workers; i++) {
+		srv->workers[i] = sb_worker_new(srv, i);
+		if (!srv->workers[i])
+			return -ENOMEM;
+		srv->nworkers = i + 1;
+	}
+	for (int i = 0; i < srv->nworkers; i++) {
+		rc = sb_worker_start(srv->workers[i]);
+		if (rc) {
+			sb_log(SB_LOG_ERROR, -rc, "cannot start a worker thread");
+			return rc;
+		}
+	}
+	srv->acceptor = sb_acceptor_start(srv);
+	if (!srv->acceptor)
+		return -ENOMEM;
+	sb_log(SB_LOG_INFO, 0, "listening on %s with %d workers", srv->listen_name,
+	       srv->nworkers);
+	return 0;
+}
+
+void sb_server_worker_drained(struct sb_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->drained++;
+	pthread_cond_signal(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void sb_server_drain(struct sb_server *srv)
+{
+	struct timespec deadline;
+	bool late = false;
+
+	atomic_store(&srv->draining, true);
+	sb_acceptor_stop(srv->acceptor);
+	srv->acceptor = NULL;
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+
+	for (int i = 0; i < srv->nworkers; i++)
+		sb_worker_drain(srv->workers[i]);
+
+	/* Each worker is bounded by the drain timeout plus a second of close
+	 * handshakes; past a generous margin something is wrong. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)srv->cfg.drain_timeout + 10;
+	pthread_mutex_lock(&srv->lock);
+	while (srv->drained < srv->nworkers && !late)
+		late = pthread_cond_timedwait(&srv->cond, &srv->lock, &deadline) ==
+		       ETIMEDOUT;
+	pthread_mutex_unlock(&srv->lock);
+	if (late) {
+		sb_log(SB_LOG_ERROR, 0, "workers did not finish draining; exiting");
+		_exit(1);
+	}
+	for (int i = 0; i < srv->nworkers; i++)
+		sb_worker_stop(srv->workers[i]);
+	sb_log(SB_LOG_INFO, 0, "drained; exiting");
+}
+
+void sb_server_release(struct sb_server *srv)
+{
+	sb_acceptor_stop(srv->acceptor);
+	for (int i = 0; i < srv->nworkers; i++)
+		sb_worker_free(srv->workers[i]);
+	free(srv->workers);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	sb_registry_free(srv->reg);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->cond);
+}

@@ -1,0 +1,1078 @@
+/*
+ * A worker: one thread, one libuv loop, one libwebsockets context.
+ *
+ * Ownership.  Everything in struct sb_sock, the lws context and every wsi
+ * belong to the worker's thread.  Other threads reach a worker only through
+ * its inbox ({lock}) and wake it with uv_async_send() on the inbox's
+ * empty-to-non-empty transition, after unlocking.  The only lws calls are
+ * made on the worker's own thread, from lws callbacks or from the worker's
+ * own libuv callbacks (async, check, timer).
+ *
+ * Closing a connection from outside its own lws callback (backlog overflow,
+ * heartbeat, a guard violation, shutdown) is deferred to the check phase of
+ * the loop, where no lws callback is running: lws_close_reason() then
+ * lws_set_timeout(LWS_TO_KILL_SYNC), which sends the close frame.
+ */
+#include "sb_worker.h"
+
+#include "sb_codec.h"
+#include "sb_conn.h"
+#include "sb_http.h"
+#include "sb_log.h"
+#include "sb_metrics.h"
+#include "sb_recv_hook.h"
+#include "sb_registry.h"
+#include "sb_server.h"
+#include "sb_utf8.h"
+#include "sb_wsguard.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* Bytes per lws RECEIVE chunk; allocated per connection by lws. */
+#define RX_CHUNK 1024
+/* A reassembly buffer larger than this is freed after each message. */
+#define RX_KEEP 4096
+/* The payload of our heartbeat pings (clients echo it in their pongs). */
+#define PING_DATA "sb"
+
+/* Per-socket state, from adoption to WSI_DESTROY.  Worker thread only. */
+struct sb_sock {
+	struct sb_wsguard guard;	/* first: the recv hook's view */
+	struct sb_worker *w;
+	struct lws *wsi;		/* NULL once lws destroyed it */
+	int fd;
+
+	struct sb_conn *conn;		/* WebSocket only, ESTABLISHED..CLOSED */
+	struct sb_sock *prev, *next;	/* the worker's WebSocket list */
+	struct sb_sock *close_next;	/* the worker's close list */
+
+	char *rx;			/* reassembly of a message in pieces */
+	size_t rx_len, rx_cap;
+	struct sb_utf8 utf8;
+
+	double tokens;			/* rate limit bucket */
+	uint64_t rate_stamp;		/* ms, loop time */
+	uint64_t last_rx;		/* ms, loop time of the last frame in */
+
+	struct sb_msg *http_body;	/* an HTTP answer waiting to be written */
+
+	uint16_t close_code;		/* 0: drop without a close frame */
+	uint8_t cause;			/* enum sb_cause, once closing */
+	bool adopting;			/* inside lws_adopt_*() */
+	bool closing;			/* a close is decided */
+	bool on_close_list;
+	bool destroyed;			/* lws freed the wsi; free us later */
+	bool ping_due, ping_sent;
+	bool drain_close;		/* close with 1001 once the queue is empty */
+};
+
+struct sb_worker {
+	struct sb_server *srv;		/* immutable */
+	int index;			/* immutable */
+	char name[24];			/* immutable */
+	pthread_t thread;
+	bool started;			/* main only */
+
+	uv_loop_t loop;
+	uv_async_t async;		/* the inbox doorbell */
+	uv_check_t check;		/* after each poll: own lists */
+	uv_idle_t idle;			/* keeps poll from blocking meanwhile */
+	uv_timer_t tick;		/* heartbeat, drain deadline */
+	struct lws_context *ctx;	/* NULL once destroyed */
+	struct lws_vhost *vh;
+
+	pthread_mutex_t lock;		/* the inbox: */
+	int *fds;			/* {lock} sockets to adopt */
+	size_t nfds, fds_cap;		/* {lock} */
+	struct sb_conn *ready;		/* {lock} connections with output */
+	bool closed;			/* {lock} takes no more sockets */
+	bool drain_req;			/* {lock} */
+	bool stop_req;			/* {lock} */
+	/* -- end of {lock} */
+
+	atomic_uint load;		/* sockets given and not yet destroyed */
+	struct sb_stats stats;		/* written by this thread only */
+
+	/* worker thread only */
+	struct sb_sched sched;
+	struct sb_conn *self_ready;	/* scheduled from this thread */
+	struct sb_sock *close_list;
+	struct sb_sock *socks;		/* WebSocket connections */
+	unsigned nsocks;
+	struct sb_codec *codec;
+	unsigned char *scratch;		/* LWS_PRE + a message, for lws_write */
+	size_t scratch_cap;
+	struct sb_jbuf http;
+	bool draining;
+	bool destroying;
+	uint64_t drain_deadline, kill_deadline;	/* ms, loop time */
+	uint64_t tick_ms;
+};
+
+static _Thread_local struct sb_worker *current;
+
+static const struct sb_config *cfg_of(struct sb_worker *w)
+{
+	return &w->srv->cfg;
+}
+
+static uint64_t now_ms(struct sb_worker *w)
+{
+	return uv_now(&w->loop);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	(void)h;	/* only there so that poll does not block */
+}
+
+/* Makes sure the check phase runs soon even if nothing else happens. */
+static void kick_idle(struct sb_worker *w)
+{
+	if (!uv_is_active((uv_handle_t *)&w->idle))
+		uv_idle_start(&w->idle, on_idle);
+}
+
+/* ------------------------------------------------------------ scheduling */
+
+/* struct sb_sched: a connection owned by w has output or must close.  Any
+ * thread, possibly holding the registry lock and never a connection lock. */
+static void schedule(struct sb_sched *sched, struct sb_conn *c)
+{
+	struct sb_worker *w = (struct sb_worker *)((char *)sched -
+						   offsetof(struct sb_worker, sched));
+	bool wake;
+
+	sb_conn_ref(c);
+	if (current == w) {
+		c->ready_next = w->self_ready;
+		w->self_ready = c;
+		kick_idle(w);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	wake = !w->ready && !w->nfds && !w->drain_req && !w->stop_req;
+	c->ready_next = w->ready;
+	w->ready = c;
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		uv_async_send(&w->async);
+}
+
+/* Decides to close s: its peers are told now (unless the server is
+ * draining), its queue is dropped, and the close itself happens in the
+ * check phase.  code 0 drops the TCP connection without a close frame. */
+static void close_later(struct sb_sock *s, uint16_t code, enum sb_cause cause)
+{
+	struct sb_worker *w = s->w;
+
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->close_code = code;
+	s->cause = (uint8_t)cause;
+	if (s->conn) {
+		sb_registry_leave(w->srv->reg, s->conn, !w->draining);
+		sb_conn_kill(s->conn);
+	}
+	if (!s->on_close_list) {
+		s->on_close_list = true;
+		s->close_next = w->close_list;
+		w->close_list = s;
+		kick_idle(w);
+	}
+}
+
+/* Owner thread: a connection came off a ready list. */
+static void ready(struct sb_worker *w, struct sb_conn *c)
+{
+	struct sb_sock *s = c->owner_data;
+
+	if (s && s->wsi && !s->closing) {
+		/* dead without our deciding it: its backlog overflowed */
+		if (sb_conn_is_dead(c))
+			close_later(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
+		else
+			lws_callback_on_writable(s->wsi);
+	}
+	sb_conn_unref(c);
+}
+
+static void run_ready_list(struct sb_worker *w, struct sb_conn *c)
+{
+	while (c) {
+		struct sb_conn *next = c->ready_next;
+
+		ready(w, c);
+		c = next;
+	}
+}
+
+static void free_sock(struct sb_sock *s)
+{
+	free(s->rx);
+	sb_msg_unref(s->http_body);
+	free(s);
+}
+
+/* The check phase: no lws callback is running. */
+static void on_check(uv_check_t *h)
+{
+	struct sb_worker *w = h->data;
+
+	while (w->self_ready || w->close_list) {
+		struct sb_conn *c = w->self_ready;
+		struct sb_sock *s = w->close_list;
+
+		w->self_ready = NULL;
+		w->close_list = NULL;
+		run_ready_list(w, c);
+		while (s) {
+			struct sb_sock *next = s->close_next;
+
+			s->on_close_list = false;
+			if (s->destroyed) {
+				free_sock(s);
+			} else if (s->wsi) {
+				if (s->close_code) {
+					static const char *const reasons[] = {
+						[SB_CAUSE_CLIENT] = "closing",
+						[SB_CAUSE_HEARTBEAT] = "heartbeat timeout",
+						[SB_CAUSE_BACKLOG] = "outbound backlog overflow",
+						[SB_CAUSE_LIMIT] = "limit exceeded",
+						[SB_CAUSE_PROTOCOL] = "protocol error",
+						[SB_CAUSE_SHUTDOWN] = "server shutting down",
+					};
+					const char *r = reasons[s->cause];
+
+					lws_close_reason(s->wsi, s->close_code,
+							 (unsigned char *)(uintptr_t)r,
+							 strlen(r));
+				}
+				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+						LWS_TO_KILL_SYNC);
+			}
+			s = next;
+		}
+	}
+	uv_idle_stop(&w->idle);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void send_self(struct sb_sock *s, struct sb_msg *m)
+{
+	if (m) {
+		sb_conn_send(s->conn, m);
+		sb_msg_unref(m);
+	}
+}
+
+static void reply_error(struct sb_sock *s, enum sb_err code, const char *why,
+			const char *ref, size_t ref_len)
+{
+	sb_stat_add(&s->w->stats.errors[code], 1);
+	send_self(s, sb_event_error(code, why, ref, ref_len));
+}
+
+/* Token bucket: cfg.rate tokens a second, at most 2 * rate, starts full. */
+static bool rate_allows(struct sb_worker *w, struct sb_sock *s)
+{
+	double rate = cfg_of(w)->rate;
+	uint64_t now;
+
+	if (rate <= 0)
+		return true;
+	now = now_ms(w);
+	s->tokens += (double)(now - s->rate_stamp) * rate / 1000.0;
+	if (s->tokens > 2 * rate)
+		s->tokens = 2 * rate;
+	s->rate_stamp = now;
+	if (s->tokens < 1)
+		return false;
+	s->tokens -= 1;
+	return true;
+}
+
+static void handle_join(struct sb_worker *w, struct sb_sock *s,
+			struct sb_request *req)
+{
+	static const char def_room[] = "default";
+	const char *room = req->room.present ? req->room.p : def_room;
+	size_t room_len = req->room.present ? req->room.len : sizeof(def_room) - 1;
+	const char *nick = req->nick.present ? req->nick.p : "";
+	size_t nick_len = req->nick.present ? req->nick.len : 0;
+	int rc;
+
+	rc = sb_registry_join(w->srv->reg, s->conn, room, room_len,
+			      req->id.p, req->id.len, nick, nick_len);
+	if (rc == -EEXIST)
+		reply_error(s, SB_ERR_ID_TAKEN, "this id is taken in this room",
+			    "join", 4);
+	else if (rc == -ENOSPC)
+		reply_error(s, SB_ERR_ROOM_FULL, "the room is full", "join", 4);
+	else if (rc)
+		close_later(s, 1011, SB_CAUSE_LIMIT);	/* out of memory */
+}
+
+static void handle_relay(struct sb_worker *w, struct sb_sock *s,
+			 struct sb_request *req)
+{
+	struct sb_conn *c = s->conn;
+	struct sb_msg *m;
+	int n;
+
+	m = sb_codec_relay(w->codec, req, c->id, c->id_len, c->nick, c->nick_len);
+	if (!m) {
+		close_later(s, 1011, SB_CAUSE_LIMIT);	/* out of memory */
+		return;
+	}
+	n = sb_registry_relay(w->srv->reg, c,
+			      req->receiver.present ? req->receiver.p : NULL,
+			      req->receiver.len, m);
+	sb_msg_unref(m);
+	if (n == -ENOENT)
+		reply_error(s, SB_ERR_PEER_NOT_FOUND,
+			    "no other peer with that id in this room",
+			    sb_type_names[req->type],
+			    strlen(sb_type_names[req->type]));
+}
+
+/* One complete text message from s, in PROTOCOL.md's order of checks. */
+static void handle_message(struct sb_worker *w, struct sb_sock *s,
+			   const char *buf, size_t len)
+{
+	struct sb_request req;
+	char why[160];
+	enum sb_err e;
+	bool joined;
+
+	sb_stat_add(&w->stats.received, 1);
+	if (w->draining)
+		return;		/* everyone is leaving: nothing new starts */
+
+	e = sb_codec_parse(w->codec, buf, len, &req, why, sizeof(why));
+	if (!rate_allows(w, s)) {
+		reply_error(s, SB_ERR_RATE_LIMITED,
+			    "too many messages; this one was dropped",
+			    req.type_str, req.type_len);
+		goto done;
+	}
+	if (e != SB_ERR_NONE) {
+		bool ref = e == SB_ERR_UNKNOWN_TYPE;
+
+		reply_error(s, e, why, ref ? req.type_str : NULL,
+			    ref ? req.type_len : 0);
+		goto done;
+	}
+
+	joined = s->conn->room != NULL;
+	switch (req.type) {
+	case SB_TYPE_PING:
+		send_self(s, sb_event_pong());
+		break;
+	case SB_TYPE_JOIN:
+		if (joined) {
+			reply_error(s, SB_ERR_ALREADY_JOINED,
+				    "already joined; send leave first", "join", 4);
+			break;
+		}
+		if (sb_codec_check(w->codec, &req, why, sizeof(why)) != SB_ERR_NONE) {
+			reply_error(s, SB_ERR_BAD_MESSAGE, why, "join", 4);
+			break;
+		}
+		handle_join(w, s, &req);
+		break;
+	case SB_TYPE_LEAVE:
+		if (!joined)
+			reply_error(s, SB_ERR_NOT_JOINED, "not in a room", "leave", 5);
+		else
+			sb_registry_leave(w->srv->reg, s->conn, true);
+		break;
+	default:
+		if (!joined) {
+			reply_error(s, SB_ERR_NOT_JOINED, "join a room first",
+				    req.type_str, req.type_len);
+			break;
+		}
+		if (sb_codec_check(w->codec, &req, why, sizeof(why)) != SB_ERR_NONE) {
+			reply_error(s, SB_ERR_BAD_MESSAGE, why, req.type_str,
+				    req.type_len);
+			break;
+		}
+		handle_relay(w, s, &req);
+		break;
+	}
+done:
+	sb_codec_done(w->codec, &req);
+}
+
+/* ------------------------------------------------------------ WebSocket */
+
+static void ws_established(struct sb_worker *w, struct sb_sock *s)
+{
+	s->conn = sb_conn_new(&w->sched, cfg_of(w)->max_backlog);
+	if (!s->conn) {
+		close_later(s, 1011, SB_CAUSE_LIMIT);
+		return;
+	}
+	s->conn->owner_data = s;
+	sb_wsguard_upgrade(&s->guard);
+	s->last_rx = s->rate_stamp = now_ms(w);
+	s->tokens = 2 * cfg_of(w)->rate;
+	s->prev = NULL;
+	s->next = w->socks;
+	if (w->socks)
+		w->socks->prev = s;
+	w->socks = s;
+	w->nsocks++;
+	sb_stat_add(&w->stats.connections, 1);
+	if (w->draining)
+		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+}
+
+static void ws_closed(struct sb_worker *w, struct sb_sock *s)
+{
+	struct sb_conn *c = s->conn;
+
+	if (!c)
+		return;
+	if (!s->closing) {
+		s->closing = true;
+		s->cause = w->draining ? SB_CAUSE_SHUTDOWN : SB_CAUSE_CLIENT;
+	}
+	sb_registry_leave(w->srv->reg, c, !w->draining);	/* if still joined */
+	sb_conn_kill(c);
+	c->owner_data = NULL;
+	sb_conn_unref(c);
+	s->conn = NULL;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsocks--;
+	sb_stat_sub(&w->stats.connections, 1);
+	sb_stat_add(&w->stats.closes[s->cause], 1);
+	free(s->rx);
+	s->rx = NULL;
+	s->rx_len = s->rx_cap = 0;
+	if (sb_log_enabled(SB_LOG_DEBUG)) {
+		char peer[64] = "?";
+
+		if (s->wsi)
+			lws_get_peer_simple(s->wsi, peer, sizeof(peer));
+		sb_log(SB_LOG_DEBUG, 0, "connection from %s closed: %s", peer,
+		       sb_cause_names[s->cause]);
+	}
+}
+
+/* RECEIVE: a piece of a text or binary message.  Returns -1 to close (after
+ * lws_close_reason), as lws wants from inside its callback. */
+static int ws_receive(struct sb_worker *w, struct sb_sock *s, struct lws *wsi,
+		      const char *in, size_t len)
+{
+	size_t max = cfg_of(w)->max_message;
+	size_t remaining;
+	bool first, final;
+
+	if (s->closing || !s->conn)
+		return 0;	/* a close is under way: what arrives is moot */
+	s->last_rx = now_ms(w);
+	s->ping_sent = false;
+
+	if (lws_frame_is_binary(wsi)) {
+		close_later(s, SB_CLOSE_UNSUPPORTED, SB_CAUSE_LIMIT);
+		return 0;
+	}
+	first = lws_is_first_fragment(wsi);
+	final = lws_is_final_fragment(wsi);
+	remaining = lws_remaining_packet_payload(wsi);
+	if (first) {
+		s->rx_len = 0;
+		sb_utf8_init(&s->utf8);
+	}
+	if (s->rx_len + len + remaining > max) {
+		close_later(s, SB_CLOSE_TOO_BIG, SB_CAUSE_LIMIT);
+		return 0;
+	}
+	if (!sb_utf8_feed(&s->utf8, in, len) ||
+	    (final && !sb_utf8_complete(&s->utf8))) {
+		close_later(s, SB_CLOSE_INVALID_DATA, SB_CAUSE_PROTOCOL);
+		return 0;
+	}
+	if (first && final) {
+		handle_message(w, s, in, len);
+		return 0;
+	}
+	if (s->rx_len + len > s->rx_cap) {
+		size_t ncap = s->rx_cap ? s->rx_cap : 1024;
+		char *nrx;
+
+		while (ncap < s->rx_len + len + remaining)
+			ncap *= 2;
+		if (ncap > max)
+			ncap = max;
+		nrx = realloc(s->rx, ncap);
+		if (!nrx) {
+			close_later(s, 1011, SB_CAUSE_LIMIT);
+			return 0;
+		}
+		s->rx = nrx;
+		s->rx_cap = ncap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (final) {
+		handle_message(w, s, s->rx, s->rx_len);
+		s->rx_len = 0;
+		if (s->rx_cap > RX_KEEP) {
+			free(s->rx);
+			s->rx = NULL;
+			s->rx_cap = 0;
+		}
+	}
+	return 0;
+}
+
+static unsigned char *scratch(struct sb_worker *w, size_t len)
+{
+	if (LWS_PRE + len > w->scratch_cap) {
+		size_t ncap = LWS_PRE + len;
+		unsigned char *n = realloc(w->scratch, ncap);
+
+		if (!n)
+			return NULL;
+		w->scratch = n;
+		w->scratch_cap = ncap;
+	}
+	return w->scratch + LWS_PRE;
+}
+
+/* SERVER_WRITEABLE: one lws_write per call. */
+static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
+{
+	struct sb_msg *m;
+	bool overflow, more;
+	unsigned char *p;
+	int n;
+
+	if (!s->conn || s->closing)
+		return 0;
+	if (s->ping_due) {
+		p = scratch(w, sizeof(PING_DATA) - 1);
+		if (!p)
+			return -1;
+		memcpy(p, PING_DATA, sizeof(PING_DATA) - 1);
+		s->ping_due = false;
+		if (lws_write(wsi, p, sizeof(PING_DATA) - 1, LWS_WRITE_PING) < 0)
+			return -1;
+		lws_callback_on_writable(wsi);	/* the queue may hold more */
+		return 0;
+	}
+	m = sb_conn_next(s->conn, &overflow, &more);
+	if (overflow) {
+		close_later(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
+		return 0;
+	}
+	if (!m) {
+		if (s->drain_close)
+			close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+		return 0;
+	}
+	p = scratch(w, m->len);
+	if (!p) {
+		sb_msg_unref(m);
+		return -1;
+	}
+	memcpy(p, m->data, m->len);
+	n = lws_write(wsi, p, m->len, LWS_WRITE_TEXT);
+	sb_msg_unref(m);
+	if (n < 0)
+		return -1;
+	sb_stat_add(&w->stats.delivered, 1);
+	if (more)
+		lws_callback_on_writable(wsi);
+	else if (s->drain_close)
+		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+	return 0;
+}
+
+/* ------------------------------------------------------------ HTTP */
+
+static int http_request(struct sb_worker *w, struct sb_sock *s, struct lws *wsi,
+			const char *path)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
+	unsigned char *end = hdr + sizeof(hdr) - 1;
+	const char *ctype;
+	int status;
+
+	sb_jbuf_reset(&w->http);
+	status = sb_http_answer(w->srv, path ? path : "/", &w->http, &ctype);
+	if (sb_jbuf_failed(&w->http))
+		return -1;
+	sb_msg_unref(s->http_body);
+	s->http_body = sb_msg_from(w->http.p, w->http.len);
+	if (!s->http_body)
+		return -1;
+	if (lws_add_http_common_headers(wsi, (unsigned)status, ctype,
+					w->http.len, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int http_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
+{
+	struct sb_msg *m = s->http_body;
+	unsigned char *p;
+	int n;
+
+	if (!m)
+		return 0;
+	s->http_body = NULL;
+	p = scratch(w, m->len);
+	if (!p) {
+		sb_msg_unref(m);
+		return -1;
+	}
+	memcpy(p, m->data, m->len);
+	n = lws_write(wsi, p, m->len, LWS_WRITE_HTTP_FINAL);
+	sb_msg_unref(m);
+	if (n < 0)
+		return -1;
+	if (lws_http_transaction_completed(wsi))
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------ lws */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len)
+{
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct sb_worker *w = ctx ? lws_context_user(ctx) : NULL;
+	struct sb_sock *s = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (!s)
+			break;
+		return http_request(w, s, wsi, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!s)
+			break;
+		return http_writeable(w, s, wsi);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (w && w->draining) {
+			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+					       "draining");
+			return 1;
+		}
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		if (s)
+			ws_established(w, s);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		return s ? ws_receive(w, s, wsi, in, len) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (s) {
+			s->last_rx = now_ms(w);
+			s->ping_sent = false;
+		}
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return s ? ws_writeable(w, s, wsi) : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (s)
+			ws_closed(w, s);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (!s)
+			return 0;
+		if (s->conn)
+			ws_closed(w, s);
+		sb_recv_hook_detach(s->fd, &s->guard);
+		s->wsi = NULL;
+		if (s->adopting) {
+			s->destroyed = true;	/* adopt() cleans up */
+			return 0;
+		}
+		atomic_fetch_sub(&w->load, 1);
+		if (s->on_close_list)
+			s->destroyed = true;	/* on_check() frees it */
+		else
+			free_sock(s);
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		return 0;	/* never nonzero here: see LWS-THREADING */
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "switchboard", callback, 0, RX_CHUNK, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* Disables lws's own idle pings: the worker runs the heartbeat itself, so
+ * that it knows why it closed a connection. */
+static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
+					    .secs_since_valid_hangup = 0 };
+
+/* The recv hook found a protocol violation on s (worker thread, inside an
+ * lws read). */
+void sb_worker_guard_failed(struct sb_wsguard *g)
+{
+	struct sb_sock *s = (struct sb_sock *)g;
+
+	close_later(s, SB_CLOSE_PROTOCOL, SB_CAUSE_PROTOCOL);
+}
+
+static void adopt(struct sb_worker *w, int fd)
+{
+	struct sb_sock *s = calloc(1, sizeof(*s));
+	lws_adopt_desc_t desc;
+	struct lws *wsi;
+
+	if (!s || w->draining || !w->ctx) {
+		free(s);
+		close(fd);
+		atomic_fetch_sub(&w->load, 1);
+		return;
+	}
+	s->w = w;
+	s->fd = fd;
+	sb_wsguard_init(&s->guard);
+	sb_recv_hook_attach(fd, &s->guard);
+
+	memset(&desc, 0, sizeof(desc));
+	desc.vh = w->vh;
+	desc.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
+	desc.fd.sockfd = fd;
+	desc.opaque = s;
+	s->adopting = true;
+	wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+	s->adopting = false;
+	if (!wsi || s->destroyed) {
+		/* lws closed fd itself */
+		sb_recv_hook_detach(fd, &s->guard);
+		atomic_fetch_sub(&w->load, 1);
+		free_sock(s);
+		return;
+	}
+	s->wsi = wsi;
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void begin_drain(struct sb_worker *w)
+{
+	uint64_t now = now_ms(w);
+
+	w->draining = true;
+	w->drain_deadline = now + (uint64_t)(cfg_of(w)->drain_timeout * 1000);
+	w->kill_deadline = w->drain_deadline + 1000;
+	for (struct sb_sock *s = w->socks; s; s = s->next) {
+		if (s->closing)
+			continue;
+		if (s->conn && sb_conn_backlog(s->conn))
+			s->drain_close = true;	/* after its queue is written */
+		else
+			close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+	}
+}
+
+static void on_tick(uv_timer_t *t);
+
+static void on_async(uv_async_t *a)
+{
+	struct sb_worker *w = a->data;
+	struct sb_conn *ready_list;
+	int *fds;
+	size_t nfds;
+	bool drain, stop;
+
+	pthread_mutex_lock(&w->lock);
+	fds = w->fds;
+	nfds = w->nfds;
+	ready_list = w->ready;
+	drain = w->drain_req;
+	stop = w->stop_req;
+	w->ready = NULL;
+	w->fds = NULL;
+	w->nfds = w->fds_cap = 0;
+	w->drain_req = false;
+	w->stop_req = false;
+	pthread_mutex_unlock(&w->lock);
+
+	for (size_t i = 0; i < nfds; i++)
+		adopt(w, fds[i]);
+	free(fds);
+	run_ready_list(w, ready_list);
+	if (drain && !w->draining) {
+		begin_drain(w);
+		uv_timer_start(&w->tick, on_tick, 0, 50);
+	}
+	if (stop) {
+		uv_close((uv_handle_t *)&w->async, NULL);
+		uv_close((uv_handle_t *)&w->check, NULL);
+		uv_close((uv_handle_t *)&w->idle, NULL);
+		uv_close((uv_handle_t *)&w->tick, NULL);
+	}
+}
+
+/* Heartbeat and the drain deadline. */
+static void on_tick(uv_timer_t *t)
+{
+	struct sb_worker *w = t->data;
+	uint64_t now = now_ms(w);
+	double hb = cfg_of(w)->heartbeat;
+
+	if (w->destroying) {
+		/* with a foreign loop, lws finishes its teardown over several
+		 * calls as its handles close; info.pcontext tells when done */
+		if (w->ctx)
+			lws_context_destroy(w->ctx);
+		if (!w->ctx) {
+			uv_timer_stop(&w->tick);
+			sb_server_worker_drained(w->srv);
+		}
+		return;
+	}
+	if (w->draining) {
+		if (now >= w->drain_deadline)
+			for (struct sb_sock *s = w->socks; s; s = s->next)
+				close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+		if (!w->nsocks || now >= w->kill_deadline) {
+			w->destroying = true;
+			lws_context_destroy(w->ctx);
+		}
+		return;
+	}
+	if (hb > 0) {
+		uint64_t ping_after = (uint64_t)(hb * 1000);
+
+		for (struct sb_sock *s = w->socks; s; s = s->next) {
+			uint64_t idle = now - s->last_rx;
+
+			if (s->closing)
+				continue;
+			if (idle >= 2 * ping_after) {
+				close_later(s, 0, SB_CAUSE_HEARTBEAT);
+			} else if (idle >= ping_after && !s->ping_sent) {
+				s->ping_sent = true;
+				s->ping_due = true;
+				lws_callback_on_writable(s->wsi);
+			}
+		}
+	}
+}
+
+static void log_from_lws(int level, const char *line)
+{
+	sb_log(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, 0, "lws: %s", line);
+}
+
+static void *run(void *arg)
+{
+	struct sb_worker *w = arg;
+
+	current = w;
+	sb_log_set_thread_name(w->name);
+	sb_log(SB_LOG_DEBUG, 0, "worker started");
+	/* returns once lws is gone and on_async() closed our handles */
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	sb_log(SB_LOG_DEBUG, 0, "worker stopped");
+	return NULL;
+}
+
+struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
+{
+	struct lws_context_creation_info info;
+	struct sb_worker *w = calloc(1, sizeof(*w));
+	void *loops[1];
+	double hb = srv->cfg.heartbeat;
+
+	if (!w)
+		return NULL;
+	w->srv = srv;
+	w->index = index;
+	snprintf(w->name, sizeof(w->name), "worker-%d", index);
+	w->sched.schedule = schedule;
+	sb_jbuf_init(&w->http, 16u << 20);
+	pthread_mutex_init(&w->lock, NULL);
+	w->codec = sb_codec_new(srv->cfg.max_field);
+	if (!w->codec || uv_loop_init(&w->loop)) {
+		sb_codec_free(w->codec);
+		free(w);
+		return NULL;
+	}
+	uv_async_init(&w->loop, &w->async, on_async);
+	uv_check_init(&w->loop, &w->check);
+	uv_idle_init(&w->loop, &w->idle);
+	uv_timer_init(&w->loop, &w->tick);
+	w->async.data = w->check.data = w->idle.data = w->tick.data = w;
+	uv_check_start(&w->check, on_check);
+	/* the heartbeat resolution: a quarter of the interval, 50 ms to 1 s */
+	w->tick_ms = hb > 0 ? (uint64_t)(hb * 250) : 1000;
+	if (w->tick_ms < 50)
+		w->tick_ms = 50;
+	if (w->tick_ms > 1000)
+		w->tick_ms = 1000;
+	if (hb > 0)
+		uv_timer_start(&w->tick, on_tick, w->tick_ms, w->tick_ms);
+
+	lws_set_log_level(LLL_ERR | (sb_log_enabled(SB_LOG_DEBUG) ? LLL_WARN : 0),
+			  log_from_lws);
+	memset(&info, 0, sizeof(info));
+	loops[0] = &w->loop;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_LIBUV |
+		       LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	info.foreign_loops = loops;
+	info.pcontext = &w->ctx;
+	info.user = w;
+	info.alpn = "http/1.1";
+	info.timeout_secs = 10;
+	info.retry_and_idle_policy = &no_validity;
+	info.vhost_name = "switchboard";
+	info.server_string = "switchboard";
+	w->ctx = lws_create_context(&info);
+	if (!w->ctx) {
+		sb_log(SB_LOG_ERROR, 0, "%s: cannot create the libwebsockets context",
+		       w->name);
+		sb_worker_free(w);
+		return NULL;
+	}
+	w->vh = lws_get_vhost_by_name(w->ctx, "switchboard");
+	if (!w->vh) {
+		sb_log(SB_LOG_ERROR, 0, "%s: no vhost", w->name);
+		sb_worker_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int sb_worker_start(struct sb_worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, run, w);
+
+	if (rc)
+		return -rc;
+	w->started = true;
+	return 0;
+}
+
+int sb_worker_give(struct sb_worker *w, int fd)
+{
+	bool wake;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->closed) {
+		pthread_mutex_unlock(&w->lock);
+		return -ESHUTDOWN;
+	}
+	if (w->nfds == w->fds_cap) {
+		size_t ncap = w->fds_cap ? w->fds_cap * 2 : 16;
+		int *n = realloc(w->fds, ncap * sizeof(*n));
+
+		if (!n) {
+			pthread_mutex_unlock(&w->lock);
+			return -ENOMEM;
+		}
+		w->fds = n;
+		w->fds_cap = ncap;
+	}
+	wake = !w->ready && !w->nfds && !w->drain_req && !w->stop_req;
+	w->fds[w->nfds++] = fd;
+	atomic_fetch_add(&w->load, 1);
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		uv_async_send(&w->async);
+	return 0;
+}
+
+unsigned sb_worker_load(struct sb_worker *w)
+{
+	return atomic_load_explicit(&w->load, memory_order_relaxed);
+}
+
+void sb_worker_drain(struct sb_worker *w)
+{
+	bool wake;
+
+	pthread_mutex_lock(&w->lock);
+	wake = !w->ready && !w->nfds && !w->drain_req && !w->stop_req;
+	w->closed = true;
+	w->drain_req = true;
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		uv_async_send(&w->async);
+}
+
+void sb_worker_stop(struct sb_worker *w)
+{
+	bool wake;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	wake = !w->ready && !w->nfds && !w->drain_req && !w->stop_req;
+	w->closed = true;
+	w->stop_req = true;
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		uv_async_send(&w->async);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+void sb_worker_free(struct sb_worker *w)
+{
+	if (!w)
+		return;
+	/* a worker that never ran: tear lws and our handles down here */
+	if (!uv_is_closing((uv_handle_t *)&w->async)) {
+		uv_close((uv_handle_t *)&w->async, NULL);
+		uv_close((uv_handle_t *)&w->check, NULL);
+		uv_close((uv_handle_t *)&w->idle, NULL);
+		uv_close((uv_handle_t *)&w->tick, NULL);
+	}
+	if (w->ctx)
+		lws_context_destroy(w->ctx);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (w->ctx)
+		lws_context_destroy(w->ctx);
+	if (uv_loop_close(&w->loop))
+		sb_log(SB_LOG_WARN, 0, "%s: loop closed with handles open", w->name);
+	for (size_t i = 0; i < w->nfds; i++)
+		close(w->fds[i]);
+	free(w->fds);
+	run_ready_list(w, w->ready);
+	sb_codec_free(w->codec);
+	sb_jbuf_release(&w->http);
+	free(w->scratch);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+struct sb_stats *sb_worker_stats(struct sb_worker *w)
+{
+	return &w->stats;
+}
