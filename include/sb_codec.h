@@ -1,6 +1,14 @@
 /*
  * The message codec: parses client messages, checks their members, and
- * builds the events the server sends.  The only module that sees json-c.
+ * builds the events the server sends.
+ *
+ * Parsing is a strict single-pass RFC 8259 scanner written for this job: it
+ * validates the whole message, decodes only the top-level members the
+ * protocol names, and remembers where the payload's members lie, so that a
+ * relayed payload is copied byte for byte (less its "id" and "nick") instead
+ * of being rebuilt.  Unlike json-c 0.16 it refuses NaN, Infinity, raw control
+ * characters in strings and unpaired surrogate escapes, which browsers'
+ * JSON.parse would choke on when relayed.
  *
  * A struct sb_codec holds a parser and scratch space: one per worker, used
  * by that worker's thread only.  The event builders (sb_event_*) keep no
@@ -32,8 +40,9 @@ struct sb_request {
 	const char *type_str;	/* the "type" string when it is one, for ref */
 	size_t type_len;
 	struct sb_field id, nick, room, receiver;
-	void *root;		/* the parse tree: codec-private */
-	void *payload;		/* codec-private */
+	/* codec-private: */
+	unsigned char kinds[8];	/* what each known member held */
+	bool payload_object;	/* "payload" is an object */
 };
 
 /* A codec for messages whose string members are at most max_field bytes;
@@ -58,12 +67,15 @@ enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 			   char *why, size_t whylen);
 
 /* The event relaying req (offer, answer, icecandidate or message, checked)
- * as sent by the peer (id, nick); NULL when out of memory. */
+ * as sent by the peer (id, nick); NULL when out of memory.  The payload's
+ * members are copied from the message itself, which must still be the one
+ * given to sb_codec_parse (call before sb_codec_done). */
 struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
 			      const char *id, size_t id_len,
 			      const char *nick, size_t nick_len);
 
-/* Frees what sb_codec_parse kept for req. */
+/* Releases what sb_codec_parse kept for req (pointers into the codec's
+ * scratch space: valid until the codec's next parse). */
 void sb_codec_done(struct sb_codec *c, struct sb_request *req);
 
 /* {"type":"error","payload":{"code","message","ref"?}}; ref may be NULL. */

@@ -221,6 +221,20 @@ static void free_sock(struct sb_sock *s)
 	free(s);
 }
 
+/* The text sent with each close status. */
+static const char *close_reason(uint16_t code)
+{
+	switch (code) {
+	case SB_CLOSE_GOING_AWAY: return "server shutting down";
+	case SB_CLOSE_PROTOCOL: return "protocol error";
+	case SB_CLOSE_UNSUPPORTED: return "binary frames are not accepted";
+	case SB_CLOSE_INVALID_DATA: return "invalid UTF-8";
+	case SB_CLOSE_POLICY: return "outbound backlog overflow";
+	case SB_CLOSE_TOO_BIG: return "message too big";
+	default: return "internal error";
+	}
+}
+
 /* The check phase: no lws callback is running. */
 static void on_check(uv_check_t *h)
 {
@@ -241,15 +255,7 @@ static void on_check(uv_check_t *h)
 				free_sock(s);
 			} else if (s->wsi) {
 				if (s->close_code) {
-					static const char *const reasons[] = {
-						[SB_CAUSE_CLIENT] = "closing",
-						[SB_CAUSE_HEARTBEAT] = "heartbeat timeout",
-						[SB_CAUSE_BACKLOG] = "outbound backlog overflow",
-						[SB_CAUSE_LIMIT] = "limit exceeded",
-						[SB_CAUSE_PROTOCOL] = "protocol error",
-						[SB_CAUSE_SHUTDOWN] = "server shutting down",
-					};
-					const char *r = reasons[s->cause];
+					const char *r = close_reason(s->close_code);
 
 					lws_close_reason(s->wsi, s->close_code,
 							 (unsigned char *)(uintptr_t)r,

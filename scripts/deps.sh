@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what switchboard needs from Debian 12 and is not there yet.
+#   scripts/deps.sh          build and run dependencies
+#   scripts/deps.sh --test   also what the test suite needs (Node.js, npm)
+# Runs apt-get as root, or through sudo for another user.  Installs nothing
+# when everything is present.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
+      libjson-c-dev libuv1-dev)
+if [ "${1:-}" = "--test" ]; then
+	pkgs+=(curl)
+	# The suite's clients run on Node.js (18 or newer); Debian's is fine,
+	# and one installed some other way is used as it is.
+	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+	sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

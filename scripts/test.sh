@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and runs the whole test suite three
+# times: a Release build, under ThreadSanitizer, and under AddressSanitizer
+# with UndefinedBehaviorSanitizer.  Exits non-zero if anything fails.
+#   scripts/test.sh              all three
+#   scripts/test.sh release      one of: release tsan asan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+scripts/deps.sh --test
+(cd tests/blackbox && npm ci --no-audit --no-fund --loglevel=error)
+
+builds=("$@")
+[ ${#builds[@]} -eq 0 ] && builds=(release tsan asan)
+
+# Sanitizers report to stderr and make the process fail; the black-box
+# harness collects the server's stderr and fails the test on any report.
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=1 abort_on_error=1 ${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
+
+status=0
+for b in "${builds[@]}"; do
+	case "$b" in
+	release) type=Release; scale=1 ;;
+	tsan) type=TSan; scale=4 ;;
+	asan) type=ASan; scale=3 ;;
+	*) echo "unknown build '$b' (release, tsan or asan)" >&2; exit 2 ;;
+	esac
+	dir="$top/build-$b"
+	echo "=== $b: building in $dir"
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DSB_WERROR=ON >/dev/null
+	cmake --build "$dir" -j"$(nproc)" >/dev/null
+	echo "=== $b: testing"
+	if ! (cd "$dir" && SB_TEST_SCALE=$scale ctest --output-on-failure --timeout 600 -j2); then
+		status=1
+		echo "=== $b: FAILED"
+	fi
+done
+exit $status
