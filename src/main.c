@@ -34,6 +34,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	sb_log_set_level(cfg.log_level);
+	sb_log(SB_LOG_INFO, 0, "switchboard %s starting", SB_VERSION);
 
 	/* Every thread inherits this mask: signals are taken by sigwait()
 	 * below, never by a handler running inside a worker. */

@@ -900,10 +900,10 @@ static void *run(void *arg)
 
 	current = w;
 	sb_log_set_thread_name(w->name);
-	sb_log(SB_LOG_DEBUG, 0, "worker started");
+	sb_log(SB_LOG_INFO, 0, "worker started");
 	/* returns once lws is gone and on_async() closed our handles */
 	uv_run(&w->loop, UV_RUN_DEFAULT);
-	sb_log(SB_LOG_DEBUG, 0, "worker stopped");
+	sb_log(SB_LOG_INFO, 0, "worker stopped");
 	return NULL;
 }
 
