@@ -23,6 +23,8 @@ enum sb_wsguard_mode {
 	SB_WSG_HTTP = 0,	/* before the upgrade */
 	SB_WSG_WS,		/* frames */
 	SB_WSG_FAILED,		/* a violation was found: read nothing more */
+	SB_WSG_CLOSED,		/* after the close frame: what comes is the
+				 * client's close reply, or nothing: end */
 };
 
 struct sb_wsguard {
@@ -32,6 +34,7 @@ struct sb_wsguard {
 	uint8_t crlf;		/* HTTP: bytes of "\r\n\r\n" matched so far */
 	bool in_message;	/* a fragmented data message is open */
 	bool control;		/* the current frame is a control frame */
+	bool rx_seen;		/* bytes arrived since the owner last looked */
 	uint64_t remain;	/* payload bytes of the current frame to skip */
 };
 

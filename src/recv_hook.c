@@ -65,6 +65,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 		n = sys_recv(fd, buf, len, 0);
 		if (n <= 0)
 			return n;
+		g->rx_seen = true;	/* any frame counts as life */
 		ok = sb_wsguard_frames(g, buf, (size_t)n);
 		if (ok == (size_t)n)
 			return n;
@@ -74,6 +75,11 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 			return (ssize_t)ok;
 		errno = EAGAIN;
 		return -1;
+	case SB_WSG_CLOSED:
+		/* our close frame is out and the stream cannot be parsed any
+		 * more: whatever the client answers ends the connection */
+		n = sys_recv(fd, buf, len, 0);
+		return n < 0 ? n : 0;
 	default:
 		errno = EAGAIN;
 		return -1;

@@ -261,6 +261,8 @@ static void on_check(uv_check_t *h)
 							 (unsigned char *)(uintptr_t)r,
 							 strlen(r));
 				}
+				if (s->guard.mode == SB_WSG_FAILED)
+					s->guard.mode = SB_WSG_CLOSED;
 				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 						LWS_TO_KILL_SYNC);
 			}
@@ -535,7 +537,8 @@ static int ws_receive(struct sb_worker *w, struct sb_sock *s, struct lws *wsi,
 		s->rx = nrx;
 		s->rx_cap = ncap;
 	}
-	memcpy(s->rx + s->rx_len, in, len);
+	if (len)
+		memcpy(s->rx + s->rx_len, in, len);
 	s->rx_len += len;
 	if (final) {
 		handle_message(w, s, s->rx, s->rx_len);
@@ -874,10 +877,17 @@ static void on_tick(uv_timer_t *t)
 		uint64_t ping_after = (uint64_t)(hb * 1000);
 
 		for (struct sb_sock *s = w->socks; s; s = s->next) {
-			uint64_t idle = now - s->last_rx;
+			uint64_t idle;
 
 			if (s->closing)
 				continue;
+			/* frames lws handles itself (pings, pongs) count too */
+			if (s->guard.rx_seen) {
+				s->guard.rx_seen = false;
+				s->last_rx = now;
+				s->ping_sent = false;
+			}
+			idle = now - s->last_rx;
 			if (idle >= 2 * ping_after) {
 				close_later(s, 0, SB_CAUSE_HEARTBEAT);
 			} else if (idle >= ping_after && !s->ping_sent) {

@@ -1,0 +1,141 @@
+// The command line: help, version, bad options (exit 2), the listening line,
+// and the listen address (IPv4, IPv6, dual-stack default).
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { connect } from './lib/client.mjs';
+import { T, httpGet, runServer, startServer } from './lib/harness.mjs';
+
+async function ipv6Available() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: '::1', port: 0 }, () => s.close(() => resolve(true)));
+  });
+}
+
+describe('help and version', () => {
+  for (const flag of ['--help', '-h']) {
+    test(`${flag} prints the usage and exits 0`, async () => {
+      const r = await runServer([flag]);
+      assert.equal(r.code, 0, `stderr: ${r.stderr}`);
+      assert.match(r.stdout, /--port/);
+      assert.match(r.stdout, /--max-message/);
+      assert.match(r.stdout, /--drain-timeout|--heartbeat/);
+    });
+  }
+
+  test('--version prints the name and exits 0', async () => {
+    const r = await runServer(['--version']);
+    assert.equal(r.code, 0, `stderr: ${r.stderr}`);
+    assert.match(r.stdout, /switchboard/);
+  });
+
+  test('--help wins over the options around it', async () => {
+    const r = await runServer(['--port', '0', '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /--port/);
+  });
+});
+
+describe('bad options exit 2 with a message on stderr', () => {
+  const cases = [
+    ['an unknown option', ['--bogus']],
+    ['an unknown short option', ['-z']],
+    ['a stray argument', ['extra']],
+    ['--port without a value', ['--port']],
+    ['--max-message without a value', ['--port', '0', '--max-message']],
+    ['--port abc', ['--port', 'abc']],
+    ['--port 70000', ['--port', '70000']],
+    ['--port -1', ['--port', '-1']],
+    ['--port 12x', ['--port', '12x']],
+    ['--port=', ['--port=']],
+    ['--workers 0', ['--port', '0', '--workers', '0']],
+    ['--workers x', ['--port', '0', '--workers', 'x']],
+    ['--heartbeat -1', ['--port', '0', '--heartbeat', '-1']],
+    ['--heartbeat abc', ['--port', '0', '--heartbeat', 'abc']],
+    ['--max-message abc', ['--port', '0', '--max-message', 'abc']],
+    ['--max-room-peers -3', ['--port', '0', '--max-room-peers', '-3']],
+    ['--max-backlog x', ['--port', '0', '--max-backlog', 'x']],
+    ['--rate fast', ['--port', '0', '--rate', 'fast']],
+    ['--drain-timeout -5', ['--port', '0', '--drain-timeout', '-5']],
+  ];
+  for (const [what, args] of cases) {
+    test(what, async () => {
+      const r = await runServer(args);
+      assert.equal(r.code, 2, `exit code for ${JSON.stringify(args)}; stdout: ${r.stdout}; stderr: ${r.stderr}`);
+      assert.ok(r.stderr.trim().length > 0, 'a message on stderr');
+      assert.doesNotMatch(r.stdout, /listening/);
+    });
+  }
+});
+
+describe('listening', () => {
+  test('the listening line with --bind 127.0.0.1', async (t) => {
+    const srv = await startServer([], { t });
+    assert.match(srv.line, /^switchboard listening on 127\.0\.0\.1:\d+$/);
+    assert.ok(srv.port > 0 && srv.port < 65536);
+    const c = await connect(srv.url, { t });
+    await c.ping();
+  });
+
+  test('--port=0 and --bind=ADDR forms', async (t) => {
+    const srv = await startServer(['--port=0', '--bind=127.0.0.1'], { t, raw: true });
+    assert.match(srv.line, /^switchboard listening on 127\.0\.0\.1:\d+$/);
+    assert.notEqual(srv.port, 0);
+    assert.equal((await httpGet(srv, '/healthz')).status, 200);
+  });
+
+  test('short options -p and -b and -w', async (t) => {
+    const srv = await startServer(['-p', '0', '-b', '127.0.0.1', '-w', '2'], { t, raw: true });
+    assert.match(srv.line, /^switchboard listening on 127\.0\.0\.1:\d+$/);
+    const c = await connect(srv.url, { t });
+    await c.ping();
+  });
+
+  test('every documented option is accepted', async (t) => {
+    const srv = await startServer(['--workers', '2', '--max-message', '4096', '--max-field', '64', '--max-room-peers', '10',
+      '--max-backlog', '100000', '--heartbeat', '10', '--rate', '100', '--drain-timeout', '1'], { t });
+    const c = await connect(srv.url, { t });
+    await c.ping();
+  });
+
+  test('--bind ::1 prints the address in brackets and serves over IPv6', async (t) => {
+    if (!(await ipv6Available())) {
+      t.skip('no IPv6 loopback on this machine');
+      return;
+    }
+    const srv = await startServer(['--bind', '::1'], { t });
+    assert.match(srv.line, /^switchboard listening on \[::1\]:\d+$/);
+    assert.equal(srv.url, `ws://[::1]:${srv.port}/`);
+    const c = await connect(srv.url, { t });
+    await c.ping();
+    assert.equal((await httpGet(srv, '/healthz', { host: '::1' })).status, 200);
+  });
+
+  test('the default bind (::) is dual-stack', async (t) => {
+    if (!(await ipv6Available())) {
+      t.skip('no IPv6 on this machine');
+      return;
+    }
+    const srv = await startServer(['--port', '0'], { t, raw: true });
+    assert.match(srv.line, /^switchboard listening on \[::\]:\d+$/);
+    const v4 = await connect(`ws://127.0.0.1:${srv.port}/`, { t });
+    await v4.ping();
+    const v6 = await connect(`ws://[::1]:${srv.port}/`, { t });
+    await v6.ping();
+    assert.equal((await httpGet(srv, '/healthz', { host: '127.0.0.1' })).status, 200);
+    assert.equal((await httpGet(srv, '/healthz', { host: '::1' })).status, 200);
+  });
+
+  test('a port already in use: the second server fails with a message', async (t) => {
+    const first = await startServer([], { t });
+    const r = await runServer(['--port', String(first.port), '--bind', '127.0.0.1'], { timeout: T(10000) });
+    assert.notEqual(r.code, 0, `a second server started on port ${first.port}: ${r.stdout}`);
+    assert.ok(r.stderr.trim().length > 0, 'a message on stderr');
+    assert.doesNotMatch(r.stdout, /listening/);
+    const c = await connect(first.url, { t });
+    await c.ping();
+  });
+});

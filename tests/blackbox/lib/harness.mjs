@@ -1,0 +1,318 @@
+// Starting and stopping the server under test, timeouts, small HTTP helpers.
+//
+// The server is the command line in SWITCHBOARD_BIN, split on spaces
+// (`/path/to/switchboard` or `node /path/to/server.js`). Without it the
+// build tree's binary is used. Every wait in the suite is multiplied by
+// SB_TEST_SCALE (default 1) so that a server built with a sanitizer, several
+// times slower, passes the same tests.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const SCALE = (() => {
+  const n = Number(process.env.SB_TEST_SCALE);
+  return Number.isFinite(n) && n > 0 ? n : 1;
+})();
+
+// A waiting timeout, scaled for slow (sanitizer) builds.
+export function T(ms) {
+  return Math.round(ms * SCALE);
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Resolves with what `promise` resolves to, or rejects after `ms`.
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Polls `fn` until it returns a truthy value (which is returned), or fails
+// after `ms` with the last value or error described.
+export async function waitFor(fn, ms, what, interval = 20) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${detail})`);
+    }
+    await sleep(interval);
+  }
+}
+
+export function serverCommand() {
+  const spec = (process.env.SWITCHBOARD_BIN || '').trim();
+  if (spec) return spec.split(/\s+/);
+  const built = path.resolve(here, '../../../build/switchboard');
+  if (existsSync(built)) return [built];
+  throw new Error('set SWITCHBOARD_BIN to the server command line (e.g. /path/to/build/switchboard)');
+}
+
+// ------------------------------------------------------------ cleanup
+
+const liveProcs = new Set();
+const liveResources = new Set(); // anything with a destroy() method
+
+export function track(resource) {
+  liveResources.add(resource);
+  return resource;
+}
+
+export function untrack(resource) {
+  liveResources.delete(resource);
+}
+
+function destroyResources() {
+  for (const r of liveResources) {
+    try { r.destroy(); } catch { /* already gone */ }
+  }
+  liveResources.clear();
+}
+
+function killAll() {
+  destroyResources();
+  for (const p of liveProcs) {
+    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  liveProcs.clear();
+}
+
+// Last line of defence: sockets a test left open are closed when the file's
+// tests are done; server processes do not keep the file's process alive
+// (they are unref'd) and are killed when it exits. Servers are normally
+// ended before that by finish() (a `t.after` or `after` hook).
+after(destroyResources);
+process.on('exit', killAll);
+
+// ------------------------------------------------------------ server
+
+const LISTENING = /^switchboard listening on (\S+):(\d+)\s*$/;
+
+function hasOption(args, long, short) {
+  return args.some((a) => a === long || a === short || a.startsWith(`${long}=`));
+}
+
+// Runs the server command with `args` and resolves when it exits:
+// {code, signal, stdout, stderr}. For command-line tests.
+export function runServer(args, { timeout = T(10000) } = {}) {
+  const [cmd, ...pre] = serverCommand();
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    liveProcs.add(proc);
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server with ${JSON.stringify(args)} did not exit within ${timeout} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeout);
+    proc.on('error', (err) => { clearTimeout(timer); liveProcs.delete(proc); reject(err); });
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer);
+      liveProcs.delete(proc);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+// What a sanitizer prints when it finds something.
+const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
+
+// Starts the server and resolves once it has printed its listening line.
+//
+// By default the arguments are `--port 0 --bind 127.0.0.1` followed by
+// `args`; `--bind` is left out when `args` has one or when `bind` is null,
+// and with `raw: true` exactly `args` is passed. With `t` (a node:test
+// context) the server is finished (see finish()) when that test ends.
+//
+// Resolves to {port, host, line, url, httpHost, proc, pid, exited, stdout(),
+// stderr(), alive(), stop(signal), kill(), finish()}.
+export async function startServer(args = [], { t, bind = '127.0.0.1', raw = false, timeout = T(10000) } = {}) {
+  const [cmd, ...pre] = serverCommand();
+  let full = args;
+  if (!raw) {
+    full = [];
+    if (!hasOption(args, '--port', '-p')) full.push('--port', '0');
+    if (bind !== null && !hasOption(args, '--bind', '-b')) full.push('--bind', bind);
+    full.push(...args);
+  }
+  const commandLine = [cmd, ...pre, ...full].join(' ');
+  const proc = spawn(cmd, [...pre, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveProcs.add(proc);
+  proc.unref();
+  proc.stdout.unref();
+  proc.stderr.unref();
+
+  let stdout = '';
+  let stderr = '';
+  const KEEP = 4 * 1024 * 1024;
+  let exitInfo = null;
+  let stopping = false; // the suite itself is ending the process
+  let crashed = false; // it ended on its own after it had started listening
+  let listening = false;
+  const exited = new Promise((resolve) => {
+    proc.on('close', (code, signal) => {
+      liveProcs.delete(proc);
+      exitInfo = { code, signal };
+      if (!stopping && listening) {
+        crashed = true;
+        // Say so where the test output shows it, with the server's last words.
+        process.stderr.write(`\n*** server ${commandLine} (pid ${proc.pid}) exited unexpectedly `
+          + `(code ${code}, signal ${signal}); the end of its stderr:\n${stderr.slice(-8000)}\n***\n`);
+      }
+      resolve(exitInfo);
+    });
+  });
+  proc.on('error', () => {}); // reported through `exited` / the ready timeout
+  proc.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 2 * KEEP) stderr = stderr.slice(-KEEP);
+  });
+
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+
+  function kill() {
+    if (running()) stopping = true;
+    if (exitInfo === null) {
+      try { proc.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    return exited;
+  }
+
+  async function stop(signal = 'SIGTERM') {
+    if (running()) {
+      stopping = true;
+      proc.kill(signal);
+    }
+    return exited;
+  }
+
+  // Ends the server the way an operator would (SIGTERM) and fails if it
+  // crashed before, does not exit 0, or a sanitizer reported anything.
+  // Kills it if it does not exit in time.
+  async function finish() {
+    const problems = [];
+    if (running()) {
+      try {
+        await withTimeout(stop('SIGTERM'), T(15000), `${commandLine} to exit after SIGTERM`);
+      } catch (err) {
+        problems.push(err.message);
+        await kill();
+      }
+      if (exitInfo && !(exitInfo.code === 0 && exitInfo.signal === null) && problems.length === 0) {
+        problems.push(`exit after SIGTERM: code ${exitInfo.code}, signal ${exitInfo.signal}`);
+      }
+    } else {
+      await exited;
+    }
+    if (crashed) problems.push(`the server exited on its own (code ${exitInfo.code}, signal ${exitInfo.signal})`);
+    const report = SANITIZER.exec(stderr);
+    if (report) problems.push(`a sanitizer reported:\n${stderr.slice(Math.max(0, report.index - 200), report.index + 6000)}`);
+    if (problems.length) {
+      throw new Error(`server ${commandLine} (pid ${proc.pid}):\n${problems.join('\n')}`);
+    }
+  }
+
+  if (t) t.after(finish);
+
+  const ready = new Promise((resolve, reject) => {
+    let buffered = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d;
+      if (stdout.length > 2 * KEEP) stdout = stdout.slice(-KEEP);
+      if (buffered === null) return;
+      buffered += d;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      for (const line of lines) {
+        const m = LISTENING.exec(line);
+        if (m) {
+          buffered = null;
+          resolve({ line: line.replace(/\s+$/, ''), addr: m[1], port: Number(m[2]) });
+          return;
+        }
+      }
+    });
+    exited.then(({ code, signal }) => {
+      reject(new Error(`server ${JSON.stringify(full)} exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr.slice(-8000)}`));
+    });
+  });
+
+  let info;
+  try {
+    info = await withTimeout(ready, timeout, `the listening line of ${commandLine}`);
+  } catch (err) {
+    await kill();
+    throw new Error(`${err.message}\nstdout: ${stdout.slice(-4000)}\nstderr: ${stderr.slice(-8000)}`);
+  }
+  listening = true;
+
+  const host = info.addr.startsWith('[') ? info.addr.slice(1, -1) : info.addr;
+  // Where a client should connect: the wildcard addresses mean "this host".
+  let httpHost = host;
+  if (host === '::' || host === '0.0.0.0') httpHost = '127.0.0.1';
+  const urlHost = httpHost.includes(':') ? `[${httpHost}]` : httpHost;
+
+  return {
+    port: info.port,
+    host,
+    line: info.line,
+    httpHost,
+    url: `ws://${urlHost}:${info.port}/`,
+    proc,
+    pid: proc.pid,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    alive: () => exitInfo === null,
+    // Sends `signal` and resolves with {code, signal} when the process has exited.
+    stop,
+    kill,
+    finish,
+  };
+}
+
+// ------------------------------------------------------------ HTTP
+
+// One plain HTTP GET on a fresh connection: {status, headers, body}.
+export function httpGet(srv, urlPath, { timeout = T(5000), host, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: host || srv.httpHost,
+      port: srv.port,
+      path: urlPath,
+      method: 'GET',
+      agent: false,
+      headers: { Connection: 'close', ...headers },
+      timeout,
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timed out after ${timeout} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
