@@ -233,6 +233,23 @@ static bool literal(struct scan *s, const char *word, size_t n)
 
 static bool value(struct scan *s, int depth);
 
+/* After a member or an element: 1 at a comma (consumed, with the space
+ * after it), 0 at the closing bracket (consumed), -1 at anything else. */
+static int next_item(struct scan *s, char close)
+{
+	skip_space(s);
+	if (s->p < s->end && *s->p == ',') {
+		s->p++;
+		skip_space(s);
+		return 1;
+	}
+	if (s->p < s->end && *s->p == (unsigned char)close) {
+		s->p++;
+		return 0;
+	}
+	return -1;
+}
+
 /* An object's or array's members.  When members is true (the top-level
  * "payload" object) each member's span is recorded and "id" and "nick" are
  * marked to be skipped. */
@@ -289,17 +306,11 @@ static bool object(struct scan *s, int depth, bool members)
 				(c->key.len == 4 && !memcmp(c->key.p, "nick", 4));
 			c->nmembers++;
 		}
-		skip_space(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			skip_space(s);
-			continue;
+		switch (next_item(s, '}')) {
+		case 1: continue;
+		case 0: return true;
+		default: return false;
 		}
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			return true;
-		}
-		return false;
 	}
 }
 
@@ -318,17 +329,11 @@ static bool array(struct scan *s, int depth)
 	for (;;) {
 		if (!value(s, depth))
 			return false;
-		skip_space(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			skip_space(s);
-			continue;
+		switch (next_item(s, ']')) {
+		case 1: continue;
+		case 0: return true;
+		default: return false;
 		}
-		if (s->p < s->end && *s->p == ']') {
-			s->p++;
-			return true;
-		}
-		return false;
 	}
 }
 
@@ -401,17 +406,11 @@ static bool top(struct scan *s)
 				return false;
 			s->kinds[f] = K_OTHER;
 		}
-		skip_space(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			skip_space(s);
-			continue;
+		switch (next_item(s, '}')) {
+		case 1: continue;
+		case 0: return true;
+		default: return false;
 		}
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			return true;
-		}
-		return false;
 	}
 }
 

@@ -566,13 +566,29 @@ static unsigned char *scratch(struct sb_worker *w, size_t len)
 	return w->scratch + LWS_PRE;
 }
 
+/* Writes m (and drops the caller's reference) through the worker's scratch
+ * buffer: lws writes its frame header in front of the payload, so a shared
+ * message is never handed to it.  lws_write's result. */
+static int write_msg(struct sb_worker *w, struct lws *wsi, struct sb_msg *m,
+		     enum lws_write_protocol proto)
+{
+	unsigned char *p = scratch(w, m->len);
+	int n = -1;
+
+	if (p) {
+		memcpy(p, m->data, m->len);
+		n = lws_write(wsi, p, m->len, proto);
+	}
+	sb_msg_unref(m);
+	return n;
+}
+
 /* SERVER_WRITEABLE: one lws_write per call. */
 static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 {
 	struct sb_msg *m;
 	bool overflow, more;
 	unsigned char *p;
-	int n;
 
 	if (!s->conn || s->closing)
 		return 0;
@@ -597,15 +613,7 @@ static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 			close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
 		return 0;
 	}
-	p = scratch(w, m->len);
-	if (!p) {
-		sb_msg_unref(m);
-		return -1;
-	}
-	memcpy(p, m->data, m->len);
-	n = lws_write(wsi, p, m->len, LWS_WRITE_TEXT);
-	sb_msg_unref(m);
-	if (n < 0)
+	if (write_msg(w, wsi, m, LWS_WRITE_TEXT) < 0)
 		return -1;
 	sb_stat_add(&w->stats.delivered, 1);
 	if (more)
@@ -644,21 +652,11 @@ static int http_request(struct sb_worker *w, struct sb_sock *s, struct lws *wsi,
 static int http_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 {
 	struct sb_msg *m = s->http_body;
-	unsigned char *p;
-	int n;
 
 	if (!m)
 		return 0;
 	s->http_body = NULL;
-	p = scratch(w, m->len);
-	if (!p) {
-		sb_msg_unref(m);
-		return -1;
-	}
-	memcpy(p, m->data, m->len);
-	n = lws_write(wsi, p, m->len, LWS_WRITE_HTTP_FINAL);
-	sb_msg_unref(m);
-	if (n < 0)
+	if (write_msg(w, wsi, m, LWS_WRITE_HTTP_FINAL) < 0)
 		return -1;
 	if (lws_http_transaction_completed(wsi))
 		return -1;
