@@ -27,10 +27,13 @@ struct sb_room;
 
 /*
  * How a connection tells its owner that it has something to do (output to
- * write, or it must be closed).  Called at most once until the owner has
- * taken the queue empty again (see sb_conn_next), from the thread that
- * queued, with no lock of this module held; it must take its own reference
- * if it keeps the connection.
+ * write, or it must be closed).  Called once per empty-to-non-empty
+ * transition of the queue, from the thread that queued, with no lock of
+ * this module held.  Two calls for one connection may overlap (a sender can
+ * be slow to call while the owner empties the queue and another sender
+ * fills it again), so an implementation that lists connections must
+ * tolerate that (see conn->listed).  It must take its own reference if it
+ * keeps the connection.
  */
 struct sb_sched {
 	void (*schedule)(struct sb_sched *s, struct sb_conn *c);
@@ -56,7 +59,11 @@ struct sb_conn {
 	size_t nick_len;
 
 	void *owner_data;		/* owner only: the transport's session */
-	struct sb_conn *ready_next;	/* {the owner worker's lock} */
+	/* On one of the owner's ready lists.  Two sends can both see the
+	 * queue go from empty to non-empty (the owner may empty it between
+	 * them), so the owner's scheduler uses this to list c only once. */
+	atomic_bool listed;
+	struct sb_conn *ready_next;	/* whoever set listed, until taken off */
 };
 
 /* A connection with one reference, scheduled through sched; NULL when out

@@ -56,8 +56,9 @@ int sb_registry_leave(struct sb_registry *r, struct sb_conn *c, bool notify);
 /*
  * Queues m to the member of c's room named receiver (receiver != NULL), or
  * to every other member (receiver == NULL).  Returns the number of
- * recipients it was queued to, or -ENOENT when receiver names no other
- * member (nothing is queued).  c must be joined.  c's owner thread only.
+ * recipients (a recipient already closing drops it), or -ENOENT when
+ * receiver names no other member (nothing is queued).  c must be joined.
+ * c's owner thread only.
  */
 int sb_registry_relay(struct sb_registry *r, struct sb_conn *c,
 		      const char *receiver, size_t receiver_len,

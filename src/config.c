@@ -99,8 +99,13 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 	double v;
 
 	if (sp->kind == K_STR) {
-		if (!*value || strlen(value) >= sp->size) {
-			snprintf(msg, msglen, "bad value '%s' for %s", value, sp->name);
+		if (!*value) {
+			snprintf(msg, msglen, "option '%s' needs a value", sp->name);
+			return -EINVAL;
+		}
+		if (strlen(value) >= sp->size) {
+			snprintf(msg, msglen, "the value for %s is longer than %zu bytes",
+				 sp->name, sp->size - 1);
 			return -EINVAL;
 		}
 		strcpy(field, value);

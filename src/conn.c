@@ -15,6 +15,7 @@ struct sb_conn *sb_conn_new(struct sb_sched *sched, size_t max_backlog)
 	}
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->dead, false);
+	atomic_init(&c->listed, false);
 	c->sched = sched;
 	c->max_backlog = max_backlog;
 	sb_queue_init(&c->q);

@@ -149,6 +149,9 @@ static void schedule(struct sb_sched *sched, struct sb_conn *c)
 						   offsetof(struct sb_worker, sched));
 	bool wake;
 
+	/* already listed: the owner will look at it and see this send too */
+	if (atomic_exchange(&c->listed, true))
+		return;
 	sb_conn_ref(c);
 	if (current == w) {
 		c->ready_next = w->self_ready;
@@ -194,6 +197,8 @@ static void ready(struct sb_worker *w, struct sb_conn *c)
 {
 	struct sb_sock *s = c->owner_data;
 
+	/* cleared before looking, so that a later send lists it again */
+	atomic_store(&c->listed, false);
 	if (s && s->wsi && !s->closing) {
 		/* dead without our deciding it: its backlog overflowed */
 		if (sb_conn_is_dead(c))

@@ -1,0 +1,297 @@
+/*
+ * /metrics (sb_metrics_render): every series PROTOCOL.md names is present
+ * once, with the sum over the workers' stats, in well-formed Prometheus
+ * text with the right metric types.
+ */
+#include "check.h"
+
+#include "sb_metrics.h"
+#include "sb_proto.h"
+
+/* PROTOCOL.md, "Errors" and "HTTP endpoints". */
+static const struct {
+	enum sb_err code;
+	const char *name;
+} error_codes[] = {
+	{ SB_ERR_BAD_JSON, "bad_json" },
+	{ SB_ERR_BAD_MESSAGE, "bad_message" },
+	{ SB_ERR_UNKNOWN_TYPE, "unknown_type" },
+	{ SB_ERR_NOT_JOINED, "not_joined" },
+	{ SB_ERR_ALREADY_JOINED, "already_joined" },
+	{ SB_ERR_ID_TAKEN, "id_taken" },
+	{ SB_ERR_ROOM_FULL, "room_full" },
+	{ SB_ERR_PEER_NOT_FOUND, "peer_not_found" },
+	{ SB_ERR_UNAUTHORIZED, "unauthorized" },
+	{ SB_ERR_RATE_LIMITED, "rate_limited" },
+};
+
+static const struct {
+	enum sb_cause cause;
+	const char *name;
+} close_causes[] = {
+	{ SB_CAUSE_CLIENT, "client" },
+	{ SB_CAUSE_HEARTBEAT, "heartbeat" },
+	{ SB_CAUSE_BACKLOG, "backlog" },
+	{ SB_CAUSE_LIMIT, "limit" },
+	{ SB_CAUSE_PROTOCOL, "protocol" },
+	{ SB_CAUSE_SHUTDOWN, "shutdown" },
+};
+
+#define NE (sizeof(error_codes) / sizeof(error_codes[0]))
+#define NC (sizeof(close_causes) / sizeof(close_causes[0]))
+
+/* The rendered text, NUL-terminated for line scanning. */
+static char *render(struct sb_stats *const *stats, int n, size_t rooms,
+		    size_t peers)
+{
+	struct sb_jbuf b;
+	char *text;
+
+	sb_jbuf_init(&b, (size_t)1 << 20);
+	sb_jbuf_adds(&b, "# before\n");	/* render appends */
+	sb_metrics_render(&b, stats, n, rooms, peers);
+	CHECK(!sb_jbuf_failed(&b));
+	CHECK(b.len > 9);
+	CHECK_EQ_MEM(b.p, 9, "# before\n", 9);
+	CHECK_EQ_INT(b.p[b.len - 1], '\n');
+	text = malloc(b.len - 9 + 1);
+	CHECK(text != NULL);
+	memcpy(text, b.p + 9, b.len - 9);
+	text[b.len - 9] = '\0';
+	sb_jbuf_release(&b);
+	return text;
+}
+
+/*
+ * Finds the one sample line whose series (name with its labels, exactly as
+ * written: "name" or "name{label=\"value\"}") is series, and returns its
+ * value; fails when there is none or more than one.
+ */
+static unsigned long long sample_value(const char *text, const char *series)
+{
+	size_t sl = strlen(series);
+	const char *line = text, *found = NULL;
+	int count = 0;
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+
+		CHECK(end != NULL);
+		if (line[0] != '#' && (size_t)(end - line) > sl &&
+		    !strncmp(line, series, sl) && line[sl] == ' ') {
+			found = line + sl + 1;
+			count++;
+		}
+		line = end + 1;
+	}
+	if (count != 1)
+		fprintf(stderr, "  series %s appears %d times in:\n%s", series,
+			count, text);
+	CHECK_EQ_INT(count, 1);
+	{
+		char *stop;
+		unsigned long long v = strtoull(found, &stop, 10);
+
+		CHECK(stop != found);
+		CHECK_EQ_INT(*stop, '\n');
+		return v;
+	}
+}
+
+/* Expects "# TYPE name type" exactly once. */
+static void expect_type(const char *text, const char *name, const char *type)
+{
+	char want[128];
+	const char *p = text;
+	int count = 0;
+	size_t wl;
+
+	snprintf(want, sizeof(want), "# TYPE %s %s\n", name, type);
+	wl = strlen(want);
+	while ((p = strstr(p, want))) {
+		if (p == text || p[-1] == '\n')
+			count++;
+		p += wl;
+	}
+	if (count != 1)
+		fprintf(stderr, "  wanted '# TYPE %s %s' once in:\n%s", name, type, text);
+	CHECK_EQ_INT(count, 1);
+}
+
+/* Every line is a comment or "series value", names are Prometheus names. */
+static void check_well_formed(const char *text)
+{
+	const char *line = text;
+
+	while (*line) {
+		const char *end = strchr(line, '\n'), *p = line;
+
+		CHECK(end != NULL);
+		if (*line == '#') {
+			CHECK(!strncmp(line, "# HELP ", 7) || !strncmp(line, "# TYPE ", 7));
+		} else {
+			CHECK((*p >= 'a' && *p <= 'z') || *p == '_');
+			while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			       *p == '_' || (*p >= 'A' && *p <= 'Z') || *p == ':')
+				p++;
+			if (*p == '{') {
+				p = memchr(p, '}', (size_t)(end - p));
+				CHECK(p != NULL);
+				p++;
+			}
+			CHECK_EQ_INT(*p, ' ');
+			p++;
+			CHECK(p < end);
+			while (p < end) {
+				CHECK(*p >= '0' && *p <= '9');
+				p++;
+			}
+		}
+		line = end + 1;
+	}
+}
+
+static void fill(struct sb_stats *s, unsigned long base)
+{
+	atomic_store(&s->connections, base + 1);
+	atomic_store(&s->received, base * 1000 + 7);
+	atomic_store(&s->delivered, base * 2000 + 11);
+	for (int e = 0; e < SB_ERR_COUNT; e++)
+		atomic_store(&s->errors[e], base * 100 + (unsigned long)e * 3 + 1);
+	for (int c = 0; c < SB_CAUSE_COUNT; c++)
+		atomic_store(&s->closes[c], base * 50 + (unsigned long)c * 5 + 2);
+}
+
+static void test_sums_over_workers(void)
+{
+	enum { W = 3 };
+	static struct sb_stats st[W];
+	struct sb_stats *ptrs[W];
+	unsigned long conns = 0, recv = 0, deliv = 0;
+	unsigned long errs[SB_ERR_COUNT] = { 0 }, closes[SB_CAUSE_COUNT] = { 0 };
+	char series[128];
+	char *text;
+
+	CHECK_EQ_INT(SB_ERR_COUNT, NE);
+	CHECK_EQ_INT(SB_CAUSE_COUNT, NC);
+	for (int k = 0; k < W; k++) {
+		fill(&st[k], (unsigned long)(k + 1) * 17);
+		ptrs[k] = &st[k];
+		conns += atomic_load(&st[k].connections);
+		recv += atomic_load(&st[k].received);
+		deliv += atomic_load(&st[k].delivered);
+		for (int e = 0; e < SB_ERR_COUNT; e++)
+			errs[e] += atomic_load(&st[k].errors[e]);
+		for (int c = 0; c < SB_CAUSE_COUNT; c++)
+			closes[c] += atomic_load(&st[k].closes[c]);
+	}
+	text = render(ptrs, W, 42, 4242);
+	check_well_formed(text);
+
+	CHECK_EQ_INT(sample_value(text, "switchboard_connections"), conns);
+	CHECK_EQ_INT(sample_value(text, "switchboard_peers"), 4242);
+	CHECK_EQ_INT(sample_value(text, "switchboard_rooms"), 42);
+	CHECK_EQ_INT(sample_value(text, "switchboard_messages_received_total"), recv);
+	CHECK_EQ_INT(sample_value(text, "switchboard_messages_delivered_total"), deliv);
+	for (size_t i = 0; i < NE; i++) {
+		snprintf(series, sizeof(series), "switchboard_errors_total{code=\"%s\"}",
+			 error_codes[i].name);
+		CHECK_EQ_INT(sample_value(text, series), errs[error_codes[i].code]);
+	}
+	for (size_t i = 0; i < NC; i++) {
+		snprintf(series, sizeof(series), "switchboard_closes_total{cause=\"%s\"}",
+			 close_causes[i].name);
+		CHECK_EQ_INT(sample_value(text, series), closes[close_causes[i].cause]);
+	}
+	expect_type(text, "switchboard_connections", "gauge");
+	expect_type(text, "switchboard_peers", "gauge");
+	expect_type(text, "switchboard_rooms", "gauge");
+	expect_type(text, "switchboard_messages_received_total", "counter");
+	expect_type(text, "switchboard_messages_delivered_total", "counter");
+	expect_type(text, "switchboard_errors_total", "counter");
+	expect_type(text, "switchboard_closes_total", "counter");
+	free(text);
+}
+
+/* With no workers (or all idle) every series is there, at zero. */
+static void test_zeros(void)
+{
+	static struct sb_stats idle;
+	struct sb_stats *one[1] = { &idle };
+	char series[128];
+
+	for (int round = 0; round < 2; round++) {
+		char *text = round ? render(one, 1, 0, 0) : render(NULL, 0, 0, 0);
+
+		check_well_formed(text);
+		CHECK_EQ_INT(sample_value(text, "switchboard_connections"), 0);
+		CHECK_EQ_INT(sample_value(text, "switchboard_peers"), 0);
+		CHECK_EQ_INT(sample_value(text, "switchboard_rooms"), 0);
+		CHECK_EQ_INT(sample_value(text, "switchboard_messages_received_total"), 0);
+		CHECK_EQ_INT(sample_value(text, "switchboard_messages_delivered_total"), 0);
+		for (size_t i = 0; i < NE; i++) {
+			snprintf(series, sizeof(series),
+				 "switchboard_errors_total{code=\"%s\"}",
+				 error_codes[i].name);
+			CHECK_EQ_INT(sample_value(text, series), 0);
+		}
+		for (size_t i = 0; i < NC; i++) {
+			snprintf(series, sizeof(series),
+				 "switchboard_closes_total{cause=\"%s\"}",
+				 close_causes[i].name);
+			CHECK_EQ_INT(sample_value(text, series), 0);
+		}
+		free(text);
+	}
+}
+
+/* Counters move independently: bumping one moves exactly that sample. */
+static void test_each_counter_is_its_own(void)
+{
+	static struct sb_stats a, b;
+	struct sb_stats *both[2] = { &a, &b };
+	char series[128];
+
+	for (size_t i = 0; i < NE; i++) {
+		char *text;
+
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		sb_stat_add(&b.errors[error_codes[i].code], 5);
+		sb_stat_add(&a.errors[error_codes[i].code], 2);
+		text = render(both, 2, 0, 0);
+		for (size_t j = 0; j < NE; j++) {
+			snprintf(series, sizeof(series),
+				 "switchboard_errors_total{code=\"%s\"}",
+				 error_codes[j].name);
+			CHECK_EQ_INT(sample_value(text, series), i == j ? 7 : 0);
+		}
+		free(text);
+	}
+	for (size_t i = 0; i < NC; i++) {
+		char *text;
+
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		sb_stat_add(&a.closes[close_causes[i].cause], 3);
+		sb_stat_add(&a.connections, 4);
+		sb_stat_sub(&a.connections, 1);
+		text = render(both, 2, 0, 0);
+		for (size_t j = 0; j < NC; j++) {
+			snprintf(series, sizeof(series),
+				 "switchboard_closes_total{cause=\"%s\"}",
+				 close_causes[j].name);
+			CHECK_EQ_INT(sample_value(text, series), i == j ? 3 : 0);
+		}
+		CHECK_EQ_INT(sample_value(text, "switchboard_connections"), 3);
+		free(text);
+	}
+}
+
+int main(void)
+{
+	RUN_TEST(test_sums_over_workers);
+	RUN_TEST(test_zeros);
+	RUN_TEST(test_each_counter_is_its_own);
+	return check_summary();
+}
