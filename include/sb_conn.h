@@ -103,6 +103,16 @@ void sb_conn_doom(struct sb_conn *c);
  */
 struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more);
 
+/*
+ * Owner only: takes up to max messages, oldest first, into out[] (the
+ * caller owns the references), stopping before the one that would bring
+ * their total length over budget; the first is always taken, whatever its
+ * size.  Returns how many were taken; *overflow and *more as for
+ * sb_conn_next().
+ */
+size_t sb_conn_take(struct sb_conn *c, struct sb_msg **out, size_t max,
+		    size_t budget, bool *overflow, bool *more);
+
 /* Owner only: marks c dead and drops its queue; later sends are refused. */
 void sb_conn_kill(struct sb_conn *c);
 

@@ -55,4 +55,8 @@ void sb_wsguard_upgrade(struct sb_wsguard *g);
  */
 size_t sb_wsguard_frames(struct sb_wsguard *g, const void *p, size_t n);
 
+/* The header of an unmasked, final text frame of len payload bytes, as the
+ * server sends them: writes 2, 4 or 10 bytes to out and returns how many. */
+size_t sb_ws_text_header(unsigned char out[10], uint64_t len);
+
 #endif

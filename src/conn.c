@@ -82,17 +82,33 @@ int sb_conn_send(struct sb_conn *c, struct sb_msg *m)
 	return rc;
 }
 
-struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more)
+size_t sb_conn_take(struct sb_conn *c, struct sb_msg **out, size_t max,
+		    size_t budget, bool *overflow, bool *more)
 {
-	struct sb_msg *m;
+	size_t n = 0, bytes = 0;
 
 	pthread_mutex_lock(&c->lock);
 	*overflow = c->overflow;
-	m = c->overflow ? NULL : sb_queue_pop(&c->q);
+	while (!c->overflow && n < max && c->q.count) {
+		struct sb_msg *head = c->q.ring[c->q.head];
+
+		if (n && bytes + head->len > budget)
+			break;
+		bytes += head->len;
+		out[n++] = sb_queue_pop(&c->q);
+	}
 	*more = c->q.count != 0;
 	if (!*more)
 		c->scheduled = false;	/* the next send must tell the owner */
 	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more)
+{
+	struct sb_msg *m = NULL;
+
+	sb_conn_take(c, &m, 1, 0, overflow, more);
 	return m;
 }
 

@@ -38,6 +38,10 @@
 #define RX_CHUNK 1024
 /* A reassembly buffer larger than this is freed after each message. */
 #define RX_KEEP 4096
+/* At most this many messages, and bytes unless one message is larger, go
+ * out in one write. */
+#define BATCH_MSGS 64
+#define BATCH_BYTES 65536
 /* The payload of our heartbeat pings (clients echo it in their pongs). */
 #define PING_DATA "sb"
 
@@ -588,12 +592,41 @@ static int write_msg(struct sb_worker *w, struct lws *wsi, struct sb_msg *m,
 	return n;
 }
 
-/* SERVER_WRITEABLE: one lws_write per call. */
+/* Frames the messages of batch[0..n) into the scratch buffer, drops the
+ * references, and writes them with one lws_write (so one send() for as
+ * many messages as were queued, up to BATCH_BYTES).  lws keeps what the
+ * kernel does not take and calls WRITEABLE again only once it is out, so
+ * frames never interleave.  lws_write's result. */
+static int write_batch(struct sb_worker *w, struct lws *wsi,
+		       struct sb_msg **batch, size_t n)
+{
+	size_t total = 0, off = 0;
+	unsigned char *p;
+
+	for (size_t i = 0; i < n; i++)
+		total += 10 + batch[i]->len;
+	p = scratch(w, total);
+	for (size_t i = 0; i < n; i++) {
+		if (p) {
+			off += sb_ws_text_header(p + off, batch[i]->len);
+			memcpy(p + off, batch[i]->data, batch[i]->len);
+			off += batch[i]->len;
+		}
+		sb_msg_unref(batch[i]);
+	}
+	if (!p)
+		return -1;
+	return lws_write(wsi, p, off, LWS_WRITE_RAW);
+}
+
+/* SERVER_WRITEABLE: one lws_write per call, carrying every queued message
+ * up to a batch. */
 static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 {
-	struct sb_msg *m;
+	struct sb_msg *batch[BATCH_MSGS];
 	bool overflow, more;
 	unsigned char *p;
+	size_t n;
 
 	if (!s->conn || s->closing)
 		return 0;
@@ -608,19 +641,19 @@ static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 		lws_callback_on_writable(wsi);	/* the queue may hold more */
 		return 0;
 	}
-	m = sb_conn_next(s->conn, &overflow, &more);
+	n = sb_conn_take(s->conn, batch, BATCH_MSGS, BATCH_BYTES, &overflow, &more);
 	if (overflow) {
 		close_later(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
 		return 0;
 	}
-	if (!m) {
+	if (!n) {
 		if (s->drain_close)
 			close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
 		return 0;
 	}
-	if (write_msg(w, wsi, m, LWS_WRITE_TEXT) < 0)
+	if (write_batch(w, wsi, batch, n) < 0)
 		return -1;
-	sb_stat_add(&w->stats.delivered, 1);
+	sb_stat_add(&w->stats.delivered, n);
 	if (more)
 		lws_callback_on_writable(wsi);
 	else if (s->drain_close)

@@ -4,6 +4,25 @@
 
 enum { S_BYTE0, S_BYTE1, S_EXTLEN, S_MASK, S_PAYLOAD };
 
+size_t sb_ws_text_header(unsigned char out[10], uint64_t len)
+{
+	out[0] = 0x81;		/* FIN, text */
+	if (len < 126) {
+		out[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len <= 0xffff) {
+		out[1] = 126;
+		out[2] = (unsigned char)(len >> 8);
+		out[3] = (unsigned char)len;
+		return 4;
+	}
+	out[1] = 127;
+	for (int i = 0; i < 8; i++)
+		out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+	return 10;
+}
+
 void sb_wsguard_init(struct sb_wsguard *g)
 {
 	memset(g, 0, sizeof(*g));

@@ -93,6 +93,61 @@ static void test_send_takes_its_own_reference(void)
 	sb_msg_unref(m);
 }
 
+/* sb_conn_take: oldest first, bounded by count and by bytes, the first
+ * always taken, and the flags as for sb_conn_next. */
+static void test_take_batches(void)
+{
+	struct counting_sched cs;
+	struct sb_conn *c;
+	struct sb_msg *m[5], *got[8];
+	bool overflow = true, more = false;
+	size_t n;
+
+	sched_init(&cs);
+	c = sb_conn_new(&cs.s, 100000);
+	for (int i = 0; i < 5; i++) {
+		m[i] = msg_of_len(100, (char)('a' + i));
+		CHECK_EQ_INT(sb_conn_send(c, m[i]), 0);
+	}
+	/* a budget of 250 bytes holds two of them */
+	n = sb_conn_take(c, got, 8, 250, &overflow, &more);
+	CHECK_EQ_SIZE(n, 2);
+	CHECK(got[0] == m[0] && got[1] == m[1]);
+	CHECK(!overflow);
+	CHECK(more);
+	/* a count of one, even with room for more */
+	n = sb_conn_take(c, got + 2, 1, 100000, &overflow, &more);
+	CHECK_EQ_SIZE(n, 1);
+	CHECK(got[2] == m[2]);
+	CHECK(more);
+	/* the first is taken even when it alone is over the budget */
+	n = sb_conn_take(c, got + 3, 8, 10, &overflow, &more);
+	CHECK_EQ_SIZE(n, 1);
+	CHECK(got[3] == m[3]);
+	CHECK(more);
+	n = sb_conn_take(c, got + 4, 8, 100000, &overflow, &more);
+	CHECK_EQ_SIZE(n, 1);
+	CHECK(got[4] == m[4]);
+	CHECK(!more);
+	CHECK_EQ_SIZE(sb_conn_backlog(c), 0);
+	/* empty: nothing, and the next send schedules again */
+	CHECK_EQ_SIZE(sb_conn_take(c, got, 8, 100000, &overflow, &more), 0);
+	for (int i = 0; i < 5; i++) {
+		CHECK_EQ_INT(refs_of(m[i]), 2);
+		sb_msg_unref(got[i]);
+		CHECK_EQ_INT(refs_of(m[i]), 1);
+	}
+	{
+		int calls = cs.calls;
+
+		CHECK_EQ_INT(sb_conn_send(c, m[0]), 0);
+		CHECK_EQ_INT(cs.calls, calls + 1);
+	}
+	sb_conn_unref(c);
+	for (int i = 0; i < 5; i++)
+		sb_msg_unref(m[i]);
+}
+
 static void test_next_order_and_flags(void)
 {
 	struct counting_sched cs;
@@ -511,6 +566,7 @@ int main(void)
 {
 	RUN_TEST(test_send_takes_its_own_reference);
 	RUN_TEST(test_next_order_and_flags);
+	RUN_TEST(test_take_batches);
 	RUN_TEST(test_schedule_once_per_transition);
 	RUN_TEST(test_big_message_fits_empty_queue);
 	RUN_TEST(test_bound_is_inclusive);

@@ -495,6 +495,35 @@ static void test_message_state(void)
 	}
 }
 
+/* The server's frame headers: the three length forms at their edges, and
+ * what the guard's own parser (with the mask bit a client would set) reads
+ * back from them. */
+static void test_text_header(void)
+{
+	static const struct { uint64_t len; size_t hlen; } cases[] = {
+		{ 0, 2 }, { 125, 2 }, { 126, 4 }, { 65535, 4 }, { 65536, 10 },
+		{ 0x123456789ULL, 10 },
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		unsigned char h[10];
+		uint64_t back = 0;
+		size_t n = sb_ws_text_header(h, cases[k].len);
+
+		CHECK_EQ_SIZE(n, cases[k].hlen);
+		CHECK_EQ_INT(h[0], 0x81);
+		if (n == 2)
+			back = h[1];
+		else if (n == 4)
+			back = ((uint64_t)h[2] << 8) | h[3];
+		else
+			for (int i = 0; i < 8; i++)
+				back = (back << 8) | h[2 + i];
+		CHECK_EQ_INT(h[1], n == 2 ? (int)cases[k].len : n == 4 ? 126 : 127);
+		CHECK(back == cases[k].len);
+	}
+}
+
 int main(void)
 {
 	RUN_TEST(test_http_header_block);
@@ -504,5 +533,6 @@ int main(void)
 	RUN_TEST(test_large_frames);
 	RUN_TEST(test_violations);
 	RUN_TEST(test_message_state);
+	RUN_TEST(test_text_header);
 	return check_summary();
 }
