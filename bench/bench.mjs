@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// The benchmark suite: runs every scenario against switchboard and against
+// the Node.js reference server, in turn, on the same pinned cores with the
+// same load, and prints a markdown table of the medians with the ratios.
+//
+//   node bench/bench.mjs --server build-bench/switchboard \
+//        --loadgen build-bench/bench/sb-loadgen --reference /tmp/sb-reference/server.js
+//
+// Options: --runs N (default 5), --only name[,name] (scenario names below),
+// --quick (shorter runs, 1 run each: a rehearsal, not a measurement),
+// --out FILE (also write every raw JSON line there).
+//
+// Loopback only; every run is bounded (the load generator's own deadline,
+// and a kill after a margin).
+
+import { spawn } from 'node:child_process';
+import { writeFileSync, appendFileSync } from 'node:fs';
+import os from 'node:os';
+
+const args = process.argv.slice(2);
+function opt(name, def) {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  return args[i + 1];
+}
+const flag = (name) => args.includes(`--${name}`);
+
+const SERVER = opt('server');
+const LOADGEN = opt('loadgen');
+const REFERENCE = opt('reference');
+const QUICK = flag('quick');
+const RUNS = Number(opt('runs', QUICK ? 1 : 5));
+const ONLY = opt('only', '') ? opt('only').split(',') : null;
+const OUT = opt('out', null);
+if (!SERVER || !LOADGEN || !REFERENCE) {
+  console.error('usage: bench.mjs --server PATH --loadgen PATH --reference server.js [--runs N] [--only a,b] [--quick] [--out FILE]');
+  process.exit(2);
+}
+if (OUT) writeFileSync(OUT, '');
+
+const LG_CORE = '0';
+const SRV_CORE = '1';
+const D = QUICK ? 3 : 8;      // measured seconds of a throughput run
+const W = QUICK ? 1 : 2;      // warm-up seconds
+
+// name, what it measures, the figure, the target ratio (reference / ours,
+// "at least"), or an absolute bound, and how to run it.
+const SCENARIOS = [
+  {
+    name: 'relay-w2', title: 'relay, 1000 peers in pairs, window 2, 200 B',
+    metric: 'server_cpu_us_per_msg', unit: 'us CPU/msg', ratio: 4,
+    lg: ['--scenario', 'relay', '--peers', '1000', '--window', '2', '--size', '200', '--warmup', W, '--duration', D],
+  },
+  {
+    name: 'relay-w16', title: 'relay, 1000 peers in pairs, window 16, 200 B',
+    metric: 'server_cpu_us_per_msg', unit: 'us CPU/msg', ratio: 10,
+    lg: ['--scenario', 'relay', '--peers', '1000', '--window', '16', '--size', '200', '--warmup', W, '--duration', D],
+  },
+  {
+    name: 'broadcast', title: 'broadcast, 200 peers in rooms of 10, window 2',
+    metric: 'server_cpu_us_per_delivery', unit: 'us CPU/delivery', ratio: 10,
+    lg: ['--scenario', 'broadcast', '--peers', '200', '--room-size', '10', '--window', '2', '--size', '200', '--warmup', W, '--duration', D],
+  },
+  {
+    name: 'connect', title: 'connect and join 10,000 peers',
+    metric: 'server_cpu_us_per_join', unit: 'us CPU/join', ratio: 4,
+    lg: ['--scenario', 'connect', '--peers', '10000', '--source-addrs', '4', '--duration', '30'],
+  },
+  {
+    name: 'idle', title: 'idle, 19,000 joined peers (--workers 2)',
+    metric: 'rss_per_conn_kb', unit: 'KiB RSS/conn', max: 4, workers: 2,
+    lg: ['--scenario', 'idle', '--peers', QUICK ? '5000' : '19000', '--room-size', '10', '--source-addrs', '4', '--duration', QUICK ? '2' : '5'],
+  },
+  {
+    name: 'latency', title: 'relay open loop, 200 peers, 20,000 msg/s',
+    metric: 'p99', unit: 'ms p99 latency', max: 1.5,
+    lg: ['--scenario', 'relay', '--peers', '200', '--rate', '20000', '--size', '200', '--warmup', W, '--duration', QUICK ? '3' : '10'],
+  },
+];
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Starts a server pinned to SRV_CORE (or unpinned); resolves {proc, port}.
+function startServer(kind, workers, pinned = true) {
+  const cmd = kind === 'switchboard'
+    ? [SERVER, '--port', '0', '--bind', '127.0.0.1', '--workers', String(workers), '--log-level', 'warn']
+    : ['node', REFERENCE, '--port', '0', '--bind', '127.0.0.1'];
+  const full = pinned ? ['taskset', '-c', SRV_CORE, ...cmd] : cmd;
+  const proc = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`${kind} did not start`)); }, 10000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on \S+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, port: Number(m[1]) });
+      }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${kind} exited ${code}`)); });
+  });
+}
+
+async function stopServer(proc) {
+  if (proc.exitCode !== null) return;
+  const done = new Promise((r) => proc.on('exit', r));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+  await done;
+  clearTimeout(t);
+}
+
+function runLoadgen(port, pid, lgArgs, pinned = true) {
+  const cmd = [LOADGEN, '--url', `ws://127.0.0.1:${port}/`, '--server-pid', String(pid), '--json-only', ...lgArgs.map(String)];
+  const full = pinned ? ['taskset', '-c', LG_CORE, ...cmd] : cmd;
+  return new Promise((resolve) => {
+    const p = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const kill = setTimeout(() => p.kill('SIGKILL'), 180000);
+    p.on('exit', (code) => {
+      clearTimeout(kill);
+      let json = null;
+      try { json = JSON.parse(out.trim().split('\n').pop()); } catch { /* reported below */ }
+      resolve({ code, json, err });
+    });
+  });
+}
+
+function figure(json, metric) {
+  if (!json) return null;
+  if (metric === 'p99') return json.latency_us ? json.latency_us.p99 / 1000 : null;
+  return json[metric];
+}
+
+function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+async function measure(kind, sc, { workers = sc.workers || 1, pinned = true, lg = sc.lg } = {}) {
+  const figures = [];
+  const rates = [];
+  const saturated = [];
+  for (let r = 0; r < RUNS; r++) {
+    const { proc, port } = await startServer(kind, workers, pinned);
+    await sleep(300);
+    const res = await runLoadgen(port, proc.pid, lg, pinned);
+    await stopServer(proc);
+    if (OUT && res.json) appendFileSync(OUT, JSON.stringify({ server: kind, scenario: sc.name, workers, pinned, ...res.json }) + '\n');
+    if (res.code !== 0 || !res.json) {
+      console.error(`  ${kind} ${sc.name} run ${r + 1}: loadgen exit ${res.code}\n${res.err.split('\n').slice(-6).join('\n')}`);
+      continue;
+    }
+    figures.push(figure(res.json, sc.metric));
+    rates.push(res.json.msgs_per_s ?? res.json.deliveries_per_s ?? res.json.joins_per_s ?? null);
+    saturated.push(res.json.loadgen_saturated);
+    console.error(`  ${kind} ${sc.name} run ${r + 1}: ${sc.unit} ${figure(res.json, sc.metric)}`);
+  }
+  return { value: median(figures), rate: median(rates), saturated: saturated.some(Boolean), n: figures.length };
+}
+
+const fmt = (x, d = 2) => (x === null || x === undefined ? 'n/a' : Number(x).toFixed(d));
+
+const rows = [];
+for (const sc of SCENARIOS) {
+  if (ONLY && !ONLY.includes(sc.name)) continue;
+  console.error(`${sc.title}`);
+  const ours = await measure('switchboard', sc);
+  const ref = await measure('reference', sc);
+  rows.push({ sc, ours, ref });
+}
+
+let scaling = null;
+if (!ONLY || ONLY.includes('scaling')) {
+  const sc = { name: 'scaling', metric: 'server_cpu_us_per_msg', unit: 'us CPU/msg',
+    lg: ['--scenario', 'relay', '--peers', '1000', '--window', '16', '--size', '200', '--warmup', W, '--duration', D, '--threads', '1'] };
+  console.error('relay, window 16: --workers 1 pinned vs --workers 2 unpinned');
+  const one = await measure('switchboard', sc, { workers: 1 });
+  const two = await measure('switchboard', sc, { workers: 2, pinned: false });
+  scaling = { one, two };
+}
+
+const lines = [];
+lines.push(`Machine: ${os.cpus().length} x ${os.cpus()[0].model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; ` +
+  `medians of ${RUNS} run(s); servers on core ${SRV_CORE} with --workers 1 unless noted, load generator on core ${LG_CORE}.`);
+lines.push('');
+lines.push('| scenario | figure | switchboard | reference | reference / switchboard | target | met |');
+lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+for (const { sc, ours, ref } of rows) {
+  const ratio = ours.value && ref.value ? ref.value / ours.value : null;
+  let target;
+  let met;
+  if (sc.ratio) {
+    target = `ratio >= ${sc.ratio}`;
+    met = ratio !== null && ratio >= sc.ratio;
+  } else {
+    target = `<= ${sc.max}`;
+    met = ours.value !== null && ours.value <= sc.max;
+  }
+  const sat = ours.saturated || ref.saturated ? ' (load generator saturated)' : '';
+  lines.push(`| ${sc.title} | ${sc.unit} | ${fmt(ours.value)} | ${fmt(ref.value)} | ${fmt(ratio, 1)} | ${target} | ${met ? 'yes' : 'no'}${sat} |`);
+}
+lines.push('');
+lines.push('| throughput | switchboard | reference |');
+lines.push('| --- | --- | --- |');
+for (const { sc, ours, ref } of rows) {
+  if (sc.name === 'idle') continue;
+  const what = sc.name === 'connect' ? 'joins/s' : sc.name === 'broadcast' ? 'deliveries/s' : 'msgs/s';
+  lines.push(`| ${sc.title} | ${fmt(ours.rate, 0)} ${what} | ${fmt(ref.rate, 0)} ${what} |`);
+}
+if (scaling) {
+  lines.push('');
+  lines.push('| relay, 1000 peers, window 16 | msgs/s | us CPU/msg |');
+  lines.push('| --- | --- | --- |');
+  lines.push(`| switchboard --workers 1, pinned to core ${SRV_CORE} | ${fmt(scaling.one.rate, 0)} | ${fmt(scaling.one.value)} |`);
+  lines.push(`| switchboard --workers 2, unpinned (load generator unpinned too) | ${fmt(scaling.two.rate, 0)} | ${fmt(scaling.two.value)} |`);
+}
+console.log(lines.join('\n'));
