@@ -66,13 +66,24 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 			   char *why, size_t whylen);
 
+/* The identity a relay is stamped with, `"id":"...","nick":"..."` (JSON,
+ * escaped), in a new NUL-terminated string whose length goes to *len; NULL
+ * when out of memory.  A peer's stamp never changes while it is joined, so
+ * it is made once per join.  Any thread. */
+char *sb_codec_stamp(const char *id, size_t id_len, const char *nick,
+		     size_t nick_len, size_t *len);
+
 /* The event relaying req (offer, answer, icecandidate or message, checked)
- * as sent by the peer (id, nick); NULL when out of memory.  The payload's
- * members are copied from the message itself, which must still be the one
- * given to sb_codec_parse (call before sb_codec_done). */
+ * with the sender's stamp (sb_codec_stamp); NULL when out of memory.  The
+ * payload's members are copied from the message itself, which must still
+ * be the one given to sb_codec_parse (call before sb_codec_done). */
 struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
-			      const char *id, size_t id_len,
-			      const char *nick, size_t nick_len);
+			      const char *stamp, size_t stamp_len);
+
+/* Tells the codec whether the caller has already checked that every
+ * message it parses is valid UTF-8 (the worker has, frame by frame), so
+ * that parsing need not check again.  Default: false. */
+void sb_codec_set_utf8_checked(struct sb_codec *c, bool checked);
 
 /* Releases what sb_codec_parse kept for req (pointers into the codec's
  * scratch space: valid until the codec's next parse). */

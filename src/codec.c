@@ -31,12 +31,12 @@ struct sb_codec {
 	size_t max_field;
 	struct sb_jbuf strings;		/* decoded string values */
 	struct sb_jbuf key;		/* the key being compared */
-	struct sb_jbuf out;		/* relay output */
 	struct span *members;		/* the payload's members, in order */
 	bool *skip;			/* [i]: member i is "id" or "nick" */
 	size_t nmembers, members_cap;
 	struct span decoded[F_COUNT];	/* offsets into strings */
 	const char *src;		/* the message being handled */
+	bool utf8_checked;		/* the caller validated UTF-8 */
 };
 
 /* One parse in progress. */
@@ -56,7 +56,6 @@ struct sb_codec *sb_codec_new(size_t max_field)
 	c->max_field = max_field;
 	sb_jbuf_init(&c->strings, (size_t)UINT32_MAX);
 	sb_jbuf_init(&c->key, (size_t)UINT32_MAX);
-	sb_jbuf_init(&c->out, (size_t)UINT32_MAX);
 	return c;
 }
 
@@ -66,7 +65,6 @@ void sb_codec_free(struct sb_codec *c)
 		return;
 	sb_jbuf_release(&c->strings);
 	sb_jbuf_release(&c->key);
-	sb_jbuf_release(&c->out);
 	free(c->members);
 	free(c->skip);
 	free(c);
@@ -126,6 +124,18 @@ static void put_utf8(struct sb_jbuf *b, unsigned cp)
 	sb_jbuf_add(b, u, n);
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of the eight bytes in v is '"', '\\' or below 0x20. */
+static inline bool special8(uint64_t v)
+{
+	uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+
+	return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v)) &
+	       HIGHS;
+}
+
 /* A string at s->p (its opening quote).  Appends its decoded text to out
  * when out is not NULL.  False when it is not a valid JSON string. */
 static bool string(struct scan *s, struct sb_jbuf *out)
@@ -133,6 +143,16 @@ static bool string(struct scan *s, struct sb_jbuf *out)
 	const unsigned char *p = s->p + 1, *run = p;
 
 	for (;;) {
+		/* eight plain bytes at a time: none a quote, a backslash or a
+		 * control character */
+		while (s->end - p >= 8) {
+			uint64_t v;
+
+			memcpy(&v, p, 8);
+			if (special8(v))
+				break;
+			p += 8;
+		}
 		if (p >= s->end)
 			return false;
 		if (*p == '"')
@@ -441,7 +461,9 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 	c->src = buf;
 
 	sb_utf8_init(&u);
-	if (len > UINT32_MAX || !sb_utf8_feed(&u, buf, len) || !sb_utf8_complete(&u))
+	if (len > UINT32_MAX ||
+	    (!c->utf8_checked &&
+	     (!sb_utf8_feed(&u, buf, len) || !sb_utf8_complete(&u))))
 		goto bad_json;
 	skip_space(&s);
 	if (!top(&s))
@@ -556,36 +578,72 @@ enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 	}
 }
 
-struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
-			      const char *id, size_t id_len,
-			      const char *nick, size_t nick_len)
+void sb_codec_set_utf8_checked(struct sb_codec *c, bool checked)
 {
-	struct sb_jbuf *b = &c->out;
-	bool first = true;
+	c->utf8_checked = checked;
+}
+
+char *sb_codec_stamp(const char *id, size_t id_len, const char *nick,
+		     size_t nick_len, size_t *len)
+{
+	struct sb_jbuf b;
+
+	sb_jbuf_init(&b, (size_t)UINT32_MAX);
+	sb_jbuf_adds(&b, "\"id\":");
+	sb_jbuf_add_jstr(&b, id, id_len);
+	sb_jbuf_adds(&b, ",\"nick\":");
+	sb_jbuf_add_jstr(&b, nick, nick_len);
+	sb_jbuf_add(&b, "", 1);
+	if (sb_jbuf_failed(&b)) {
+		sb_jbuf_release(&b);
+		return NULL;
+	}
+	*len = b.len - 1;
+	return b.p;
+}
+
+struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
+			      const char *stamp, size_t stamp_len)
+{
+	static const char head1[] = "{\"type\":\"", head2[] = "\",\"payload\":{";
+	const char *type = sb_type_names[req->type];
+	size_t type_len = strlen(type), total;
+	struct sb_msg *m;
+	char *p;
 
 	if (!req->payload_object || !c->src)
 		return NULL;
-	sb_jbuf_reset(b);
-	sb_jbuf_adds(b, "{\"type\":\"");
-	sb_jbuf_adds(b, sb_type_names[req->type]);
-	sb_jbuf_adds(b, "\",\"payload\":{");
+	/* measure, then write once into the message itself */
+	total = sizeof(head1) - 1 + type_len + sizeof(head2) - 1 + stamp_len + 2;
 	for (size_t i = 0; i < c->nmembers; i++) {
 		if (c->skip[i])
 			continue;
-		if (!first)
-			sb_jbuf_add(b, ",", 1);
-		sb_jbuf_add(b, c->src + c->members[i].start,
-			    c->members[i].end - c->members[i].start);
-		first = false;
+		total += c->members[i].end - c->members[i].start + 1;	/* and a comma */
 	}
-	sb_jbuf_adds(b, first ? "\"id\":" : ",\"id\":");
-	sb_jbuf_add_jstr(b, id, id_len);
-	sb_jbuf_adds(b, ",\"nick\":");
-	sb_jbuf_add_jstr(b, nick, nick_len);
-	sb_jbuf_adds(b, "}}");
-	if (sb_jbuf_failed(b))
+	m = sb_msg_new(total);
+	if (!m)
 		return NULL;
-	return sb_msg_from(b->p, b->len);
+	p = m->data;
+	memcpy(p, head1, sizeof(head1) - 1);
+	p += sizeof(head1) - 1;
+	memcpy(p, type, type_len);
+	p += type_len;
+	memcpy(p, head2, sizeof(head2) - 1);
+	p += sizeof(head2) - 1;
+	for (size_t i = 0; i < c->nmembers; i++) {
+		size_t n = c->members[i].end - c->members[i].start;
+
+		if (c->skip[i])
+			continue;
+		memcpy(p, c->src + c->members[i].start, n);
+		p += n;
+		*p++ = ',';
+	}
+	memcpy(p, stamp, stamp_len);
+	p += stamp_len;
+	*p++ = '}';
+	*p++ = '}';
+	return m;
 }
 
 struct sb_msg *sb_event_error(enum sb_err code, const char *message,

@@ -35,13 +35,15 @@
 #include <uv.h>
 
 /* Bytes per lws RECEIVE chunk; allocated per connection by lws. */
-#define RX_CHUNK 1024
+#define RX_CHUNK 2048
 /* A reassembly buffer larger than this is freed after each message. */
 #define RX_KEEP 4096
 /* At most this many messages, and bytes unless one message is larger, go
  * out in one write. */
 #define BATCH_MSGS 64
 #define BATCH_BYTES 65536
+/* The most one send() carries (lws's tx_packet_size): a whole batch. */
+#define TX_MAX (4 * BATCH_BYTES)
 /* The payload of our heartbeat pings (clients echo it in their pongs). */
 #define PING_DATA "sb"
 
@@ -65,6 +67,8 @@ struct sb_sock {
 	uint64_t last_rx;		/* ms, loop time of the last frame in */
 
 	struct sb_msg *http_body;	/* an HTTP answer waiting to be written */
+	char *stamp;			/* "id":..,"nick":.. while joined */
+	size_t stamp_len;
 
 	uint16_t close_code;		/* 0: drop without a close frame */
 	uint8_t cause;			/* enum sb_cause, once closing */
@@ -196,7 +200,10 @@ static void close_later(struct sb_sock *s, uint16_t code, enum sb_cause cause)
 	}
 }
 
-/* Owner thread: a connection came off a ready list. */
+static void flush(struct sb_worker *w, struct sb_sock *s);
+
+/* Owner thread, outside any lws callback: a connection came off a ready
+ * list. */
 static void ready(struct sb_worker *w, struct sb_conn *c)
 {
 	struct sb_sock *s = c->owner_data;
@@ -208,7 +215,7 @@ static void ready(struct sb_worker *w, struct sb_conn *c)
 		if (sb_conn_is_dead(c))
 			close_later(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
 		else
-			lws_callback_on_writable(s->wsi);
+			flush(w, s);
 	}
 	sb_conn_unref(c);
 }
@@ -225,6 +232,7 @@ static void run_ready_list(struct sb_worker *w, struct sb_conn *c)
 
 static void free_sock(struct sb_sock *s)
 {
+	free(s->stamp);
 	free(s->rx);
 	sb_msg_unref(s->http_body);
 	free(s);
@@ -342,10 +350,15 @@ static void handle_relay(struct sb_worker *w, struct sb_sock *s,
 			 struct sb_request *req)
 {
 	struct sb_conn *c = s->conn;
-	struct sb_msg *m;
+	struct sb_msg *m = NULL;
 	int n;
 
-	m = sb_codec_relay(w->codec, req, c->id, c->id_len, c->nick, c->nick_len);
+	/* the sender's identity, escaped once per join */
+	if (!s->stamp)
+		s->stamp = sb_codec_stamp(c->id, c->id_len, c->nick, c->nick_len,
+					  &s->stamp_len);
+	if (s->stamp)
+		m = sb_codec_relay(w->codec, req, s->stamp, s->stamp_len);
 	if (!m) {
 		close_later(s, 1011, SB_CAUSE_LIMIT);	/* out of memory */
 		return;
@@ -407,10 +420,13 @@ static void handle_message(struct sb_worker *w, struct sb_sock *s,
 		handle_join(w, s, &req);
 		break;
 	case SB_TYPE_LEAVE:
-		if (!joined)
+		if (!joined) {
 			reply_error(s, SB_ERR_NOT_JOINED, "not in a room", "leave", 5);
-		else
+		} else {
 			sb_registry_leave(w->srv->reg, s->conn, true);
+			free(s->stamp);
+			s->stamp = NULL;
+		}
 		break;
 	default:
 		if (!joined) {
@@ -619,28 +635,15 @@ static int write_batch(struct sb_worker *w, struct lws *wsi,
 	return lws_write(wsi, p, off, LWS_WRITE_RAW);
 }
 
-/* SERVER_WRITEABLE: one lws_write per call, carrying every queued message
- * up to a batch. */
-static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
+/* Writes what s has queued, up to a batch, with one lws_write.  Returns -1
+ * when the socket failed, else 0 (more to come is asked for with a
+ * WRITEABLE callback). */
+static int send_queued(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 {
 	struct sb_msg *batch[BATCH_MSGS];
 	bool overflow, more;
-	unsigned char *p;
 	size_t n;
 
-	if (!s->conn || s->closing)
-		return 0;
-	if (s->ping_due) {
-		p = scratch(w, sizeof(PING_DATA) - 1);
-		if (!p)
-			return -1;
-		memcpy(p, PING_DATA, sizeof(PING_DATA) - 1);
-		s->ping_due = false;
-		if (lws_write(wsi, p, sizeof(PING_DATA) - 1, LWS_WRITE_PING) < 0)
-			return -1;
-		lws_callback_on_writable(wsi);	/* the queue may hold more */
-		return 0;
-	}
 	n = sb_conn_take(s->conn, batch, BATCH_MSGS, BATCH_BYTES, &overflow, &more);
 	if (overflow) {
 		close_later(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
@@ -659,6 +662,46 @@ static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 	else if (s->drain_close)
 		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
 	return 0;
+}
+
+/*
+ * s has output: write it now, outside any WRITEABLE callback.  On a socket
+ * that takes it (the usual case) that is one send() and no change to what
+ * the loop polls for, where waiting for WRITEABLE would add a poll for
+ * POLLOUT and its removal.  lws_write copes: what the kernel does not take
+ * it keeps and flushes on its own WRITEABLE.  When lws already holds unsent
+ * bytes, or a ping is due, the WRITEABLE callback does the writing instead.
+ */
+static void flush(struct sb_worker *w, struct sb_sock *s)
+{
+	if (s->ping_due || lws_partial_buffered(s->wsi)) {
+		lws_callback_on_writable(s->wsi);
+		return;
+	}
+	if (send_queued(w, s, s->wsi) < 0)
+		close_later(s, 0, SB_CAUSE_CLIENT);	/* the socket is gone */
+}
+
+/* SERVER_WRITEABLE: the ping if one is due, else what is queued; one
+ * lws_write per call. */
+static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
+{
+	unsigned char *p;
+
+	if (!s->conn || s->closing)
+		return 0;
+	if (s->ping_due) {
+		p = scratch(w, sizeof(PING_DATA) - 1);
+		if (!p)
+			return -1;
+		memcpy(p, PING_DATA, sizeof(PING_DATA) - 1);
+		s->ping_due = false;
+		if (lws_write(wsi, p, sizeof(PING_DATA) - 1, LWS_WRITE_PING) < 0)
+			return -1;
+		lws_callback_on_writable(wsi);	/* the queue may hold more */
+		return 0;
+	}
+	return send_queued(w, s, wsi);
 }
 
 /* ------------------------------------------------------------ HTTP */
@@ -770,7 +813,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "switchboard", callback, 0, RX_CHUNK, 0, NULL, 0 },
+	{ "switchboard", callback, 0, RX_CHUNK, 0, NULL, TX_MAX },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -969,6 +1012,8 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
 	sb_jbuf_init(&w->http, 16u << 20);
 	pthread_mutex_init(&w->lock, NULL);
 	w->codec = sb_codec_new(srv->cfg.max_field);
+	if (w->codec)
+		sb_codec_set_utf8_checked(w->codec, true);	/* ws_receive did */
 	if (!w->codec || uv_loop_init(&w->loop)) {
 		sb_codec_free(w->codec);
 		free(w);

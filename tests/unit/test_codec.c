@@ -16,6 +16,22 @@
 
 /* Parses text (its whole length) and returns the class; the request and
  * reason are left for the caller, who must call sb_codec_done. */
+/* sb_codec_relay with the stamp a worker makes at join. */
+static struct sb_msg *relay_as(struct sb_codec *c, struct sb_request *req,
+			       const char *id, size_t id_len,
+			       const char *nick, size_t nick_len)
+{
+	size_t stamp_len = 0;
+	char *stamp = sb_codec_stamp(id, id_len, nick, nick_len, &stamp_len);
+	struct sb_msg *m;
+
+	CHECK(stamp != NULL);
+	CHECK_EQ_SIZE(strlen(stamp), stamp_len);
+	m = sb_codec_relay(c, req, stamp, stamp_len);
+	free(stamp);
+	return m;
+}
+
 static enum sb_err parse_n(struct sb_codec *c, const char *text, size_t len,
 			   struct sb_request *req, char *why)
 {
@@ -341,7 +357,7 @@ static void test_nesting_limit(void)
 		CHECK_EQ_INT(parse_n(c, text, n, &req, why), SB_ERR_NONE);
 		CHECK_EQ_INT(sb_codec_check(c, &req, why, WHY_LEN), SB_ERR_NONE);
 		{
-			struct sb_msg *m = sb_codec_relay(c, &req, "a", 1, "", 0);
+			struct sb_msg *m = relay_as(c, &req, "a", 1, "", 0);
 
 			CHECK(m != NULL);
 			json_object_put(parse_exact(m->data, m->len));
@@ -763,7 +779,7 @@ static void expect_relay(struct sb_codec *c, const char *text,
 	CHECK_EQ_INT(parse_n(c, text, strlen(text), &req, why), SB_ERR_NONE);
 	CHECK_EQ_INT(sb_codec_check(c, &req, why, WHY_LEN), SB_ERR_NONE);
 	type = sb_type_names[req.type];
-	m = sb_codec_relay(c, &req, id, id_len, nick, nick_len);
+	m = relay_as(c, &req, id, id_len, nick, nick_len);
 	CHECK(m != NULL);
 	sb_codec_done(c, &req);
 
@@ -893,7 +909,7 @@ static void test_relay_byte_for_byte(void)
 
 		CHECK_EQ_INT(parse_n(c, text, n, &req, why), SB_ERR_NONE);
 		CHECK_EQ_INT(sb_codec_check(c, &req, why, WHY_LEN), SB_ERR_NONE);
-		m = sb_codec_relay(c, &req, "a", 1, "b", 1);
+		m = relay_as(c, &req, "a", 1, "b", 1);
 		sb_codec_done(c, &req);
 		CHECK(m != NULL);
 		check_no_duplicate_names(m);
@@ -930,7 +946,7 @@ static void test_relay_messages_are_independent(void)
 
 	CHECK_EQ_INT(parse_n(c, a, strlen(a), &req, why), SB_ERR_NONE);
 	CHECK_EQ_INT(sb_codec_check(c, &req, why, WHY_LEN), SB_ERR_NONE);
-	first = sb_codec_relay(c, &req, "one", 3, "1", 1);
+	first = relay_as(c, &req, "one", 3, "1", 1);
 	sb_codec_done(c, &req);
 	CHECK(first != NULL);
 	saved = malloc(first->len);
@@ -938,7 +954,7 @@ static void test_relay_messages_are_independent(void)
 
 	CHECK_EQ_INT(parse_n(c, b, strlen(b), &req, why), SB_ERR_NONE);
 	CHECK_EQ_INT(sb_codec_check(c, &req, why, WHY_LEN), SB_ERR_NONE);
-	second = sb_codec_relay(c, &req, "two", 3, "2", 1);
+	second = relay_as(c, &req, "two", 3, "2", 1);
 	sb_codec_done(c, &req);
 	CHECK(second != NULL);
 
