@@ -57,51 +57,46 @@ static void hand_over(struct sb_acceptor *a, int fd)
 		close(fd);
 }
 
+/* Sleeps ms, or until a stop is requested. */
+static void pause_for(struct sb_acceptor *a, int ms)
+{
+	struct pollfd p = { .fd = a->wake[0], .events = POLLIN };
+
+	if (poll(&p, 1, ms) < 0 && errno != EINTR)
+		sb_log(SB_LOG_ERROR, errno, "poll");
+}
+
+/*
+ * The listening socket is blocking: one accept4() per connection and no
+ * poll() in between.  sb_acceptor_stop() shuts the socket down, which makes
+ * a waiting accept4() fail with EINVAL.
+ */
 static void *run(void *arg)
 {
 	struct sb_acceptor *a = arg;
 	int lfd = a->srv->listen_fd;
-	int pause_ms = 0;
 
 	sb_log_set_thread_name("acceptor");
 	while (!atomic_load(&a->stop)) {
-		struct pollfd p[2] = {
-			{ .fd = a->wake[0], .events = POLLIN },
-			{ .fd = lfd, .events = POLLIN },
-		};
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		/* while paused, listen only for the stop request */
-		if (poll(p, pause_ms ? 1 : 2, pause_ms ? pause_ms : -1) < 0 &&
-		    errno != EINTR) {
-			sb_log(SB_LOG_ERROR, errno, "poll");
-			pause_ms = PAUSE_MS;
+		if (fd >= 0) {
+			hand_over(a, fd);
 			continue;
 		}
-		pause_ms = 0;
-		if (p[0].revents)
+		if (atomic_load(&a->stop))
 			break;
-		for (;;) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-			if (fd >= 0) {
-				hand_over(a, fd);
-				continue;
-			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				sb_log(SB_LOG_ERROR, errno,
-				       "accept: out of resources; pausing accepting for %d ms",
-				       PAUSE_MS);
-			} else {
-				sb_log(SB_LOG_ERROR, errno, "accept");
-			}
-			pause_ms = PAUSE_MS;
-			break;
-		}
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
+		    errno == EAGAIN || errno == EWOULDBLOCK)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			sb_log(SB_LOG_ERROR, errno,
+			       "accept: out of resources; pausing accepting for %d ms",
+			       PAUSE_MS);
+		else
+			sb_log(SB_LOG_ERROR, errno, "accept");
+		pause_for(a, PAUSE_MS);
 	}
 	return NULL;
 }
@@ -115,6 +110,15 @@ struct sb_acceptor *sb_acceptor_start(struct sb_server *srv)
 		return NULL;
 	a->srv = srv;
 	atomic_init(&a->stop, false);
+	{
+		int fl = fcntl(srv->listen_fd, F_GETFL);
+
+		if (fl < 0 || fcntl(srv->listen_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+			sb_log(SB_LOG_ERROR, errno, "fcntl");
+			free(a);
+			return NULL;
+		}
+	}
 	if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK)) {
 		sb_log(SB_LOG_ERROR, errno, "pipe");
 		free(a);
@@ -138,6 +142,8 @@ void sb_acceptor_stop(struct sb_acceptor *a)
 	if (!a)
 		return;
 	atomic_store(&a->stop, true);
+	/* wakes a waiting accept4() (EINVAL) and a pause (the pipe) */
+	shutdown(a->srv->listen_fd, SHUT_RDWR);
 	n = write(a->wake[1], "x", 1);
 	(void)n;
 	pthread_join(a->thread, NULL);
