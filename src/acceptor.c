@@ -24,6 +24,7 @@ struct sb_acceptor {
 	int wake[2];			/* a pipe: main writes to stop us */
 	atomic_bool stop;
 	unsigned next;			/* acceptor thread only: tie-breaker */
+	bool nodelay_inherited;		/* immutable once the thread runs */
 };
 
 /* The worker with the fewest sockets, ties broken round-robin. */
@@ -51,7 +52,10 @@ static void hand_over(struct sb_acceptor *a, int fd)
 {
 	int one = 1;
 
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+	/* Linux hands TCP_NODELAY down from the listening socket (set in
+	 * sb_acceptor_start); elsewhere, or if that failed, set it here. */
+	if (!a->nodelay_inherited &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		sb_log(SB_LOG_DEBUG, errno, "setsockopt TCP_NODELAY");
 	if (sb_worker_give(pick(a), fd))
 		close(fd);
@@ -111,8 +115,12 @@ struct sb_acceptor *sb_acceptor_start(struct sb_server *srv)
 	a->srv = srv;
 	atomic_init(&a->stop, false);
 	{
-		int fl = fcntl(srv->listen_fd, F_GETFL);
+		int fl = fcntl(srv->listen_fd, F_GETFL), one = 1;
 
+#if defined(__linux__)
+		a->nodelay_inherited = !setsockopt(srv->listen_fd, IPPROTO_TCP,
+						   TCP_NODELAY, &one, sizeof(one));
+#endif
 		if (fl < 0 || fcntl(srv->listen_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 			sb_log(SB_LOG_ERROR, errno, "fcntl");
 			free(a);
