@@ -28,7 +28,8 @@ struct sb_room;
 /*
  * How a connection tells its owner that it has something to do (output to
  * write, or it must be closed).  Called once per empty-to-non-empty
- * transition of the queue, from the thread that queued, with no lock of
+ * transition of the queue, and once more when the connection is killed by
+ * its bound (the owner may be waiting on a socket that will never drain), from the thread that queued, with no lock of
  * this module held.  Two calls for one connection may overlap (a sender can
  * be slow to call while the owner empties the queue and another sender
  * fills it again), so an implementation that lists connections must

@@ -48,7 +48,7 @@ void sb_conn_doom(struct sb_conn *c)
 	pthread_mutex_lock(&c->lock);
 	if (!atomic_load_explicit(&c->dead, memory_order_relaxed)) {
 		doom_locked(c);
-		notify = !c->scheduled;
+		notify = true;	/* see sb_conn_send */
 		c->scheduled = true;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -68,12 +68,17 @@ int sb_conn_send(struct sb_conn *c, struct sb_msg *m)
 		   sb_queue_push(&c->q, m)) {
 		doom_locked(c);
 		rc = -ENOBUFS;
+		/* Always tell the owner about a kill, even if it was told of
+		 * output already: it may be waiting for a socket that will
+		 * never become writable (that is why the queue filled up). */
+		notify = true;
+		c->scheduled = true;
 	} else {
 		sb_msg_ref(m);
-	}
-	if (rc != -EPIPE && !c->scheduled) {
-		c->scheduled = true;
-		notify = true;
+		if (!c->scheduled) {
+			c->scheduled = true;
+			notify = true;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 
