@@ -270,6 +270,24 @@ static int next_item(struct scan *s, char close)
 	return -1;
 }
 
+/* At an object's or array's opening bracket, nested at depth: -1 when that
+ * is too deep, 0 when the container is empty (and consumed), 1 when a first
+ * member or element follows (the bracket and the space after it consumed). */
+static int open_container(struct scan *s, int depth, char close)
+{
+	if (depth > SB_JSON_MAX_DEPTH) {
+		s->too_deep = true;
+		return -1;
+	}
+	s->p++;
+	skip_space(s);
+	if (s->p < s->end && *s->p == (unsigned char)close) {
+		s->p++;
+		return 0;
+	}
+	return 1;
+}
+
 /* An object's or array's members.  When members is true (the top-level
  * "payload" object) each member's span is recorded and "id" and "nick" are
  * marked to be skipped. */
@@ -277,15 +295,9 @@ static bool object(struct scan *s, int depth, bool members)
 {
 	struct sb_codec *c = s->c;
 
-	if (depth > SB_JSON_MAX_DEPTH) {
-		s->too_deep = true;
-		return false;
-	}
-	s->p++;
-	skip_space(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return true;
+	switch (open_container(s, depth, '}')) {
+	case 0: return true;
+	case -1: return false;
 	}
 	for (;;) {
 		const unsigned char *key_start = s->p;
@@ -336,15 +348,9 @@ static bool object(struct scan *s, int depth, bool members)
 
 static bool array(struct scan *s, int depth)
 {
-	if (depth > SB_JSON_MAX_DEPTH) {
-		s->too_deep = true;
-		return false;
-	}
-	s->p++;
-	skip_space(s);
-	if (s->p < s->end && *s->p == ']') {
-		s->p++;
-		return true;
+	switch (open_container(s, depth, ']')) {
+	case 0: return true;
+	case -1: return false;
 	}
 	for (;;) {
 		if (!value(s, depth))
@@ -381,11 +387,9 @@ static bool top(struct scan *s)
 
 	if (s->p >= s->end || *s->p != '{')
 		return false;
-	s->p++;
-	skip_space(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		return true;
+	switch (open_container(s, 1, '}')) {
+	case 0: return true;
+	case -1: return false;
 	}
 	for (;;) {
 		int f = -1;
