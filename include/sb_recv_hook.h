@@ -4,6 +4,15 @@
  * through each socket's frame guard (sb_wsguard.h) first.  Sockets without
  * a guard attached read as usual.
  *
+ * Read-ahead.  lws reads a WebSocket at most its rx buffer size per recv()
+ * (2 KiB here, kept small because lws allocates it per connection), which
+ * caps how many messages one read, and so one write, carries.  The hook
+ * therefore reads up to SB_RX_READ_MAX bytes from the kernel, gives lws
+ * what it asked for, and keeps the rest in the socket's stash (allocated
+ * only while it holds bytes); lws gets the stash on its next recv() calls,
+ * which the worker makes happen at once (lws_service_fd in its check
+ * phase) instead of waiting for the socket to poll readable again.
+ *
  * A table indexed by descriptor holds the guards.  A worker attaches a
  * guard before it adopts the socket and detaches it when lws destroys the
  * wsi.  The descriptor may already be reused by then: detaching clears the
@@ -14,13 +23,30 @@
 
 #include "sb_wsguard.h"
 
-/* Sizes the table for descriptors below nfds and sets what is called (on
- * the reading thread, inside lws) when a guard finds a violation.  main,
- * before any worker starts.  0 or -ENOMEM. */
-int sb_recv_hook_init(int nfds, void (*on_fail)(struct sb_wsguard *g));
+#include <stdint.h>
 
-/* Any thread; fd's owner. */
-void sb_recv_hook_attach(int fd, struct sb_wsguard *g);
-void sb_recv_hook_detach(int fd, struct sb_wsguard *g);
+/* The most one read takes from the kernel. */
+#define SB_RX_READ_MAX 65536
+
+/* One socket's view: its guard, and what was read but not yet given. */
+struct sb_rx {
+	struct sb_wsguard guard;	/* first */
+	unsigned char *stash;		/* NULL when empty */
+	uint32_t stash_off, stash_len;
+};
+
+/* Sizes the table for descriptors below nfds and sets what is called (on
+ * the reading thread, inside lws) when a guard finds a violation, and when
+ * a socket's stash goes from empty to holding bytes.  main, before any
+ * worker starts.  0 or -ENOMEM. */
+int sb_recv_hook_init(int nfds, void (*on_fail)(struct sb_rx *rx),
+		      void (*on_stash)(struct sb_rx *rx));
+
+/* Any thread; fd's owner.  rx is initialized by attach. */
+void sb_recv_hook_attach(int fd, struct sb_rx *rx);
+void sb_recv_hook_detach(int fd, struct sb_rx *rx);
+
+/* Frees what rx's stash holds.  fd's owner. */
+void sb_recv_hook_release(struct sb_rx *rx);
 
 #endif

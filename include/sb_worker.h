@@ -42,10 +42,12 @@ void sb_worker_free(struct sb_worker *w);
 
 struct sb_stats *sb_worker_stats(struct sb_worker *w);
 
-struct sb_wsguard;
+struct sb_rx;
 
-/* The recv hook's failure callback: closes the guard's connection with
- * 1002.  The socket's worker thread. */
-void sb_worker_guard_failed(struct sb_wsguard *g);
+/* The recv hook's callbacks (sb_recv_hook.h), on the socket's worker
+ * thread: a protocol violation (closes the connection with 1002), and
+ * read-ahead waiting to be handed to lws (done in the check phase). */
+void sb_worker_guard_failed(struct sb_rx *rx);
+void sb_worker_stashed(struct sb_rx *rx);
 
 #endif

@@ -134,7 +134,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
-	if (sb_recv_hook_init(nfds, sb_worker_guard_failed))
+	if (sb_recv_hook_init(nfds, sb_worker_guard_failed, sb_worker_stashed))
 		return -ENOMEM;
 	srv->reg = sb_registry_new(cfg->max_room_peers);
 	if (!srv->reg)

@@ -49,7 +49,7 @@
 
 /* Per-socket state, from adoption to WSI_DESTROY.  Worker thread only. */
 struct sb_sock {
-	struct sb_wsguard guard;	/* first: the recv hook's view */
+	struct sb_rx rx_state;		/* first: the recv hook's view */
 	struct sb_worker *w;
 	struct lws *wsi;		/* NULL once lws destroyed it */
 	int fd;
@@ -57,6 +57,7 @@ struct sb_sock {
 	struct sb_conn *conn;		/* WebSocket only, ESTABLISHED..CLOSED */
 	struct sb_sock *prev, *next;	/* the worker's WebSocket list */
 	struct sb_sock *close_next;	/* the worker's close list */
+	struct sb_sock *stash_next;	/* the worker's stash list */
 
 	char *rx;			/* reassembly of a message in pieces */
 	size_t rx_len, rx_cap;
@@ -75,6 +76,8 @@ struct sb_sock {
 	bool adopting;			/* inside lws_adopt_*() */
 	bool closing;			/* a close is decided */
 	bool on_close_list;
+	bool on_stash_list;
+	bool servicing;			/* inside our lws_service_fd() */
 	bool destroyed;			/* lws freed the wsi; free us later */
 	bool ping_due, ping_sent;
 	bool drain_close;		/* close with 1001 once the queue is empty */
@@ -111,6 +114,7 @@ struct sb_worker {
 	struct sb_sched sched;
 	struct sb_conn *self_ready;	/* scheduled from this thread */
 	struct sb_sock *close_list;
+	struct sb_sock *stash_list;	/* sockets whose read-ahead waits */
 	struct sb_sock *socks;		/* WebSocket connections */
 	unsigned nsocks;
 	struct sb_codec *codec;
@@ -232,6 +236,7 @@ static void run_ready_list(struct sb_worker *w, struct sb_conn *c)
 
 static void free_sock(struct sb_sock *s)
 {
+	sb_recv_hook_release(&s->rx_state);
 	free(s->stamp);
 	free(s->rx);
 	sb_msg_unref(s->http_body);
@@ -252,15 +257,44 @@ static const char *close_reason(uint16_t code)
 	}
 }
 
-/* The check phase: no lws callback is running. */
+/* Lets lws read what the recv hook read ahead for s, as if the socket had
+ * polled readable, until the stash is empty or s is closing. */
+static void service_stash(struct sb_worker *w, struct sb_sock *s)
+{
+	s->servicing = true;
+	while (s->rx_state.stash_len && s->wsi && !s->closing && !s->destroyed) {
+		struct lws_pollfd pfd = { .fd = s->fd, .events = LWS_POLLIN,
+					  .revents = LWS_POLLIN };
+
+		if (lws_service_fd(w->ctx, &pfd) < 0)
+			break;
+	}
+	s->servicing = false;
+	if (s->destroyed && !s->on_close_list)
+		free_sock(s);
+	else if (s->closing)
+		sb_recv_hook_release(&s->rx_state);
+}
+
+/* The check phase: no lws callback is running.  Read-ahead first, so that
+ * everything read in this turn of the loop is handled before anything is
+ * written. */
 static void on_check(uv_check_t *h)
 {
 	struct sb_worker *w = h->data;
 
-	while (w->self_ready || w->close_list) {
-		struct sb_conn *c = w->self_ready;
-		struct sb_sock *s = w->close_list;
+	while (w->stash_list || w->self_ready || w->close_list) {
+		struct sb_conn *c;
+		struct sb_sock *s;
 
+		while (w->stash_list) {
+			s = w->stash_list;
+			w->stash_list = s->stash_next;
+			s->on_stash_list = false;
+			service_stash(w, s);
+		}
+		c = w->self_ready;
+		s = w->close_list;
 		w->self_ready = NULL;
 		w->close_list = NULL;
 		run_ready_list(w, c);
@@ -278,8 +312,8 @@ static void on_check(uv_check_t *h)
 							 (unsigned char *)(uintptr_t)r,
 							 strlen(r));
 				}
-				if (s->guard.mode == SB_WSG_FAILED)
-					s->guard.mode = SB_WSG_CLOSED;
+				if (s->rx_state.guard.mode == SB_WSG_FAILED)
+					s->rx_state.guard.mode = SB_WSG_CLOSED;
 				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 						LWS_TO_KILL_SYNC);
 			}
@@ -456,7 +490,7 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 		return;
 	}
 	s->conn->owner_data = s;
-	sb_wsguard_upgrade(&s->guard);
+	sb_wsguard_upgrade(&s->rx_state.guard);
 	s->last_rx = s->rate_stamp = now_ms(w);
 	s->tokens = 2 * cfg_of(w)->rate;
 	s->prev = NULL;
@@ -792,14 +826,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return 0;
 		if (s->conn)
 			ws_closed(w, s);
-		sb_recv_hook_detach(s->fd, &s->guard);
+		sb_recv_hook_detach(s->fd, &s->rx_state);
 		s->wsi = NULL;
 		if (s->adopting) {
 			s->destroyed = true;	/* adopt() cleans up */
 			return 0;
 		}
 		atomic_fetch_sub(&w->load, 1);
-		if (s->on_close_list)
+		if (s->on_close_list || s->on_stash_list || s->servicing)
 			s->destroyed = true;	/* on_check() frees it */
 		else
 			free_sock(s);
@@ -824,11 +858,24 @@ static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
 
 /* The recv hook found a protocol violation on s (worker thread, inside an
  * lws read). */
-void sb_worker_guard_failed(struct sb_wsguard *g)
+void sb_worker_guard_failed(struct sb_rx *rx)
 {
-	struct sb_sock *s = (struct sb_sock *)g;
+	struct sb_sock *s = (struct sb_sock *)rx;
 
 	close_later(s, SB_CLOSE_PROTOCOL, SB_CAUSE_PROTOCOL);
+}
+
+/* The recv hook read ahead for s (worker thread, inside an lws read). */
+void sb_worker_stashed(struct sb_rx *rx)
+{
+	struct sb_sock *s = (struct sb_sock *)rx;
+
+	if (!s->on_stash_list) {
+		s->on_stash_list = true;
+		s->stash_next = s->w->stash_list;
+		s->w->stash_list = s;
+		kick_idle(s->w);
+	}
 }
 
 static void adopt(struct sb_worker *w, int fd)
@@ -845,8 +892,7 @@ static void adopt(struct sb_worker *w, int fd)
 	}
 	s->w = w;
 	s->fd = fd;
-	sb_wsguard_init(&s->guard);
-	sb_recv_hook_attach(fd, &s->guard);
+	sb_recv_hook_attach(fd, &s->rx_state);
 
 	memset(&desc, 0, sizeof(desc));
 	desc.vh = w->vh;
@@ -858,7 +904,7 @@ static void adopt(struct sb_worker *w, int fd)
 	s->adopting = false;
 	if (!wsi || s->destroyed) {
 		/* lws closed fd itself */
-		sb_recv_hook_detach(fd, &s->guard);
+		sb_recv_hook_detach(fd, &s->rx_state);
 		atomic_fetch_sub(&w->load, 1);
 		free_sock(s);
 		return;
@@ -961,8 +1007,8 @@ static void on_tick(uv_timer_t *t)
 			if (s->closing)
 				continue;
 			/* frames lws handles itself (pings, pongs) count too */
-			if (s->guard.rx_seen) {
-				s->guard.rx_seen = false;
+			if (s->rx_state.guard.rx_seen) {
+				s->rx_state.guard.rx_seen = false;
 				s->last_rx = now;
 				s->ping_sent = false;
 			}
