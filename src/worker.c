@@ -77,6 +77,7 @@ struct sb_sock {
 	bool closing;			/* a close is decided */
 	bool on_close_list;
 	bool on_stash_list;
+	uint8_t stash_retries;		/* turns of the loop lws did not read */
 	bool servicing;			/* inside our lws_service_fd() */
 	bool destroyed;			/* lws freed the wsi; free us later */
 	bool ping_due, ping_sent;
@@ -257,22 +258,41 @@ static const char *close_reason(uint16_t code)
 	}
 }
 
+static void stash_later(struct sb_sock *s);
+
 /* Lets lws read what the recv hook read ahead for s, as if the socket had
- * polled readable, until the stash is empty or s is closing. */
+ * polled readable, until the stash is empty or s is closing.  Should lws
+ * not read (it may first finish bytes of its own), the rest waits for the
+ * next turn of the loop, a few times; after that for the socket's next
+ * readable event, which serves the stash before the kernel. */
 static void service_stash(struct sb_worker *w, struct sb_sock *s)
 {
+	int stalls = 0;
+
 	s->servicing = true;
 	while (s->rx_state.stash_len && s->wsi && !s->closing && !s->destroyed) {
 		struct lws_pollfd pfd = { .fd = s->fd, .events = LWS_POLLIN,
 					  .revents = LWS_POLLIN };
+		uint32_t before = s->rx_state.stash_len;
 
 		if (lws_service_fd(w->ctx, &pfd) < 0)
 			break;
+		if (s->rx_state.stash_len == before && ++stalls >= 2) {
+			if (!s->destroyed && s->stash_retries++ < 8)
+				stash_later(s);
+			break;
+		}
 	}
+	if (!s->rx_state.stash_len)
+		s->stash_retries = 0;
 	s->servicing = false;
-	if (s->destroyed && !s->on_close_list)
-		free_sock(s);
-	else if (s->closing)
+	if (s->destroyed) {
+		/* lws let go of it meanwhile; whoever still lists it frees it */
+		if (!s->on_close_list && !s->on_stash_list)
+			free_sock(s);
+		return;
+	}
+	if (s->closing)
 		sb_recv_hook_release(&s->rx_state);
 }
 
@@ -303,7 +323,8 @@ static void on_check(uv_check_t *h)
 
 			s->on_close_list = false;
 			if (s->destroyed) {
-				free_sock(s);
+				if (!s->on_stash_list)
+					free_sock(s);	/* else the stash loop does */
 			} else if (s->wsi) {
 				if (s->close_code) {
 					const char *r = close_reason(s->close_code);
@@ -865,17 +886,20 @@ void sb_worker_guard_failed(struct sb_rx *rx)
 	close_later(s, SB_CLOSE_PROTOCOL, SB_CAUSE_PROTOCOL);
 }
 
-/* The recv hook read ahead for s (worker thread, inside an lws read). */
-void sb_worker_stashed(struct sb_rx *rx)
+static void stash_later(struct sb_sock *s)
 {
-	struct sb_sock *s = (struct sb_sock *)rx;
-
 	if (!s->on_stash_list) {
 		s->on_stash_list = true;
 		s->stash_next = s->w->stash_list;
 		s->w->stash_list = s;
 		kick_idle(s->w);
 	}
+}
+
+/* The recv hook read ahead for s (worker thread, inside an lws read). */
+void sb_worker_stashed(struct sb_rx *rx)
+{
+	stash_later((struct sb_sock *)rx);
 }
 
 static void adopt(struct sb_worker *w, int fd)
@@ -1208,6 +1232,20 @@ void sb_worker_free(struct sb_worker *w)
 		close(w->fds[i]);
 	free(w->fds);
 	run_ready_list(w, w->ready);
+	run_ready_list(w, w->self_ready);
+	/* sockets lws destroyed while our lists still held them */
+	for (struct sb_sock *s = w->stash_list, *n; s; s = n) {
+		n = s->stash_next;
+		s->on_stash_list = false;
+		if (s->destroyed && !s->on_close_list)
+			free_sock(s);
+	}
+	for (struct sb_sock *s = w->close_list, *n; s; s = n) {
+		n = s->close_next;
+		s->on_close_list = false;
+		if (s->destroyed)
+			free_sock(s);
+	}
 	sb_codec_free(w->codec);
 	sb_jbuf_release(&w->http);
 	free(w->scratch);
