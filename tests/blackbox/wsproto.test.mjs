@@ -214,6 +214,26 @@ describe('framing that is correct', () => {
     }
   });
 
+  test('tens of kilobytes of frames in one write: each handled once, in order', async (t) => {
+    // Far more than one read of lws's 2 KiB buffer: the server reads ahead
+    // and hands lws the rest without waiting for the socket again.
+    const a = await rawConnect(srv, { t });
+    const frames = [];
+    const big = 'y'.repeat(40000);
+    for (let i = 0; i < 400; i++) {
+      const type = i === 200 ? `unknown-${big}` : i % 2 ? 'ping' : `unknown-${i}`;
+      frames.push(encodeFrame({ payload: JSON.stringify({ type }) }));
+    }
+    a.write(Buffer.concat(frames));
+    for (let i = 0; i < 400; i++) {
+      const m = await a.next();
+      if (i === 200) assert.equal(m.payload.ref, `unknown-${big}`);
+      else if (i % 2) assert.deepEqual(m, { type: 'pong', payload: {} });
+      else assert.equal(m.payload.ref, `unknown-${i}`, `reply ${i}`);
+    }
+    await a.expectSilence(T(300));
+  });
+
   test('a frame written one byte at a time is handled', async (t) => {
     const a = await rawConnect(srv, { t });
     const frame = encodeFrame({ payload: '{"type":"ping","pad":"slowly, one byte after another"}' });
