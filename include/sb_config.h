@@ -42,6 +42,17 @@ void sb_config_defaults(struct sb_config *cfg);
 int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 		    char *msg, size_t msglen);
 
+/*
+ * Reads the options from the environment, over the values already in cfg:
+ * each option's long name in capitals with dashes as underscores, after
+ * SWITCHBOARD_ (SWITCHBOARD_PORT, SWITCHBOARD_MAX_MESSAGE, ...).  An unset
+ * or empty variable changes nothing.  get looks a name up (getenv in the
+ * server).  Returns 0, or -EINVAL with a reason naming the variable in msg.
+ * Call before sb_config_parse, so that the command line wins.
+ */
+int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
+		  char *msg, size_t msglen);
+
 /* The --help text. */
 extern const char sb_config_usage[];
 

@@ -26,7 +26,10 @@ const char sb_config_usage[] =
 	"      --drain-timeout SECONDS  flush time at shutdown (default 5)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  -h, --help               show this help and exit\n"
-	"      --version            show the version and exit\n";
+	"      --version            show the version and exit\n"
+	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
+	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
+	"underscores); the command line wins.\n";
 
 enum kind { K_INT, K_NUM, K_STR, K_LEVEL };
 
@@ -140,6 +143,29 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		*(int *)(void *)field = (int)v;
 	else
 		*(size_t *)(void *)field = (size_t)v;
+	return 0;
+}
+
+int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
+		  char *msg, size_t msglen)
+{
+	for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
+		const struct option_spec *sp = &specs[k];
+		char var[64] = "SWITCHBOARD_", why[200];
+		size_t n = strlen(var);
+		const char *value;
+
+		for (const char *p = sp->name + 2; *p && n < sizeof(var) - 1; p++)
+			var[n++] = *p == '-' ? '_' : (char)(*p - 'a' + 'A');
+		var[n] = '\0';
+		value = get(var);
+		if (!value || !*value)
+			continue;
+		if (set_value(cfg, sp, value, why, sizeof(why))) {
+			snprintf(msg, msglen, "%s: %s", var, why);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 

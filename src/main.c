@@ -9,7 +9,13 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static const char *env(const char *name)
+{
+	return getenv(name);
+}
 
 int main(int argc, char **argv)
 {
@@ -20,7 +26,9 @@ int main(int argc, char **argv)
 	int rc, sig;
 
 	sb_config_defaults(&cfg);
-	rc = sb_config_parse(&cfg, argc, argv, msg, sizeof(msg));
+	rc = sb_config_env(&cfg, env, msg, sizeof(msg));
+	if (rc == 0)
+		rc = sb_config_parse(&cfg, argc, argv, msg, sizeof(msg));
 	if (rc < 0) {
 		fprintf(stderr, "switchboard: %s\ntry 'switchboard --help'\n", msg);
 		return 2;

@@ -139,3 +139,55 @@ describe('listening', () => {
     await c.ping();
   });
 });
+
+describe('options from the environment', () => {
+  // The server inherits this process's environment; each test restores it.
+  function withEnv(vars, fn) {
+    return async (t) => {
+      const saved = {};
+      for (const [k, v] of Object.entries(vars)) {
+        saved[k] = process.env[k];
+        process.env[k] = v;
+      }
+      try {
+        await fn(t);
+      } finally {
+        for (const k of Object.keys(vars)) {
+          if (saved[k] === undefined) delete process.env[k];
+          else process.env[k] = saved[k];
+        }
+      }
+    };
+  }
+
+  test('SWITCHBOARD_MAX_FIELD limits fields like --max-field', withEnv({ SWITCHBOARD_MAX_FIELD: '4' }, async (t) => {
+    if (serverIsReference()) return t.skip('the reference has no environment options');
+    const srv = await startServer([], { t });
+    const c = await connect(srv.url, { t });
+    c.send({ type: 'join', id: 'abcde' });
+    const m = await c.next();
+    assert.equal(m.type, 'error');
+    assert.equal(m.payload.code, 'bad_message');
+    c.send({ type: 'join', id: 'abcd' });
+    assert.equal((await c.next()).type, 'joined');
+  }));
+
+  test('the command line wins over the environment', withEnv({ SWITCHBOARD_MAX_FIELD: '4' }, async (t) => {
+    if (serverIsReference()) return t.skip('the reference has no environment options');
+    const srv = await startServer(['--max-field', '10'], { t });
+    const c = await connect(srv.url, { t });
+    c.send({ type: 'join', id: 'abcdefghij' });
+    assert.equal((await c.next()).type, 'joined');
+  }));
+
+  test('a bad value in the environment exits 2 naming the variable', withEnv({ SWITCHBOARD_PORT: 'abc' }, async (t) => {
+    if (serverIsReference()) return t.skip('the reference has no environment options');
+    const r = await runServer(['--port', '0', '--bind', '127.0.0.1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /SWITCHBOARD_PORT/);
+  }));
+});
+
+function serverIsReference() {
+  return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
+}

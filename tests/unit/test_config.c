@@ -428,6 +428,72 @@ static void test_message_fits_buffer(void)
 	CHECK(strlen(msg) > 0);
 }
 
+/* A fake environment for sb_config_env: NAME=value pairs. */
+static const char *const *fake_env;
+
+static const char *fake_get(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *const *e = fake_env; e && *e; e++)
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+/* Every option from its variable; empty and unset ones change nothing; the
+ * command line, parsed after, wins; a bad value names the variable. */
+static void test_environment(void)
+{
+	static const char *const env1[] = {
+		"SWITCHBOARD_PORT=9001", "SWITCHBOARD_BIND=127.0.0.2",
+		"SWITCHBOARD_WORKERS=3", "SWITCHBOARD_MAX_MESSAGE=1000",
+		"SWITCHBOARD_MAX_FIELD=7", "SWITCHBOARD_MAX_ROOM_PEERS=5",
+		"SWITCHBOARD_MAX_BACKLOG=4096", "SWITCHBOARD_HEARTBEAT=2.5",
+		"SWITCHBOARD_RATE=10", "SWITCHBOARD_DRAIN_TIMEOUT=1.5",
+		"SWITCHBOARD_LOG_LEVEL=debug", "SWITCHBOARD_UNKNOWN=1",
+		"SWITCHBOARD_PORTS=1", NULL,
+	};
+	static const char *const env2[] = { "SWITCHBOARD_PORT=", NULL };
+	static const char *const env3[] = { "SWITCHBOARD_MAX_FIELD=-1", NULL };
+	struct sb_config cfg, def;
+	char msg[256] = "";
+	char p0[] = "switchboard", p1[] = "--port", p2[] = "9002";
+	char *argv[] = { p0, p1, p2, NULL };
+
+	sb_config_defaults(&def);
+	cfg = def;
+	fake_env = env1;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	CHECK_EQ_INT(cfg.port, 9001);
+	CHECK_EQ_STR(cfg.bind, "127.0.0.2");
+	CHECK_EQ_INT(cfg.workers, 3);
+	CHECK_EQ_SIZE(cfg.max_message, 1000);
+	CHECK_EQ_SIZE(cfg.max_field, 7);
+	CHECK_EQ_INT((int)cfg.max_room_peers, 5);
+	CHECK_EQ_SIZE(cfg.max_backlog, 4096);
+	CHECK_EQ_DOUBLE(cfg.heartbeat, 2.5);
+	CHECK_EQ_DOUBLE(cfg.rate, 10);
+	CHECK_EQ_DOUBLE(cfg.drain_timeout, 1.5);
+	CHECK_EQ_INT(cfg.log_level, SB_LOG_DEBUG);
+	/* the command line, parsed after, wins */
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.port, 9002);
+	CHECK_EQ_INT(cfg.workers, 3);
+
+	cfg = def;
+	fake_env = env2;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	CHECK_EQ_INT(cfg.port, def.port);
+
+	cfg = def;
+	fake_env = env3;
+	msg[0] = '\0';
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "SWITCHBOARD_MAX_FIELD") != NULL);
+	fake_env = NULL;
+}
+
 int main(void)
 {
 	RUN_TEST(test_defaults);
@@ -438,5 +504,6 @@ int main(void)
 	RUN_TEST(test_unknown_and_missing);
 	RUN_TEST(test_bad_values);
 	RUN_TEST(test_message_fits_buffer);
+	RUN_TEST(test_environment);
 	return check_summary();
 }
