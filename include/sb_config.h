@@ -9,6 +9,8 @@
 
 #define SB_BIND_MAX 256
 #define SB_WORKERS_MAX 1024
+#define SB_ORIGINS_MAX 16	/* --allowed-origin, at most this many */
+#define SB_ORIGIN_MAX 256	/* bytes of one origin, with its NUL */
 
 struct sb_config {
 	char bind[SB_BIND_MAX];	/* listen address, "::" by default */
@@ -22,6 +24,10 @@ struct sb_config {
 	double rate;			/* messages per second; 0: off */
 	double drain_timeout;		/* seconds */
 	int log_level;			/* enum sb_log_level */
+	unsigned max_connections;	/* WebSocket connections; 0: unlimited */
+	unsigned max_connections_per_ip; /* 0: unlimited */
+	char origins[SB_ORIGINS_MAX][SB_ORIGIN_MAX];	/* --allowed-origin */
+	int norigins;			/* 0: any Origin is allowed */
 };
 
 enum {

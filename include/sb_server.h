@@ -16,6 +16,7 @@
 #define SB_SERVER_H
 
 #include "sb_config.h"
+#include "sb_map.h"
 #include "sb_registry.h"
 
 #include <netinet/in.h>
@@ -41,6 +42,11 @@ struct sb_server {
 	pthread_mutex_t lock;		/* leaf */
 	pthread_cond_t cond;		/* signalled when a worker drains */
 	int drained;			/* {lock} workers done draining */
+
+	/* --max-connections, --max-connections-per-ip */
+	atomic_uint admitted;		/* WebSocket connections let in */
+	pthread_mutex_t ip_lock;	/* leaf: guards ips */
+	struct sb_map *ips;		/* {ip_lock} address -> its count */
 };
 
 /* Binds, listens, creates the workers and the acceptor and starts them.
@@ -56,6 +62,17 @@ void sb_server_release(struct sb_server *srv);
 
 /* Called by a worker when it has finished draining.  Any thread. */
 void sb_server_worker_drained(struct sb_server *srv);
+
+/*
+ * Lets one more WebSocket connection from client address ip in, within
+ * --max-connections and --max-connections-per-ip.  Returns 0 (then
+ * *ip_key is what sb_server_unadmit() takes back: NULL when per-address
+ * counting is off) or -EBUSY over a limit.  Any thread.
+ */
+int sb_server_admit(struct sb_server *srv, const char *ip, char **ip_key);
+
+/* Takes back an admission (ip_key as sb_server_admit gave it). */
+void sb_server_unadmit(struct sb_server *srv, char *ip_key);
 
 static inline bool sb_server_draining(struct sb_server *srv)
 {

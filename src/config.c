@@ -25,13 +25,18 @@ const char sb_config_usage[] =
 	"                           0 = off (default 0)\n"
 	"      --drain-timeout SECONDS  flush time at shutdown (default 5)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"      --max-connections N  WebSocket connections in all, 0 = unlimited\n"
+	"                           (default 0); over it an upgrade gets 503\n"
+	"      --max-connections-per-ip N  the same per client address (default 0)\n"
+	"      --allowed-origin ORIGIN  accept WebSocket upgrades only from this\n"
+	"                           Origin (repeatable; default: any); others get 403\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
 	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
 	"underscores); the command line wins.\n";
 
-enum kind { K_INT, K_NUM, K_STR, K_LEVEL };
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN };
 
 struct option_spec {
 	const char *shortname;	/* "-p" or NULL */
@@ -56,6 +61,10 @@ static const struct option_spec specs[] = {
 	{ NULL, "--rate", K_NUM, 0, 1e9, FIELD(rate) },
 	{ NULL, "--drain-timeout", K_NUM, 0, 86400, FIELD(drain_timeout) },
 	{ NULL, "--log-level", K_LEVEL, 0, 0, FIELD(log_level) },
+	{ NULL, "--max-connections", K_INT, 0, 10000000, FIELD(max_connections) },
+	{ NULL, "--max-connections-per-ip", K_INT, 0, 10000000,
+	  FIELD(max_connections_per_ip) },
+	{ NULL, "--allowed-origin", K_ORIGIN, 0, 0, FIELD(norigins) },
 };
 
 void sb_config_defaults(struct sb_config *cfg)
@@ -114,6 +123,20 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		strcpy(field, value);
 		return 0;
 	}
+	if (sp->kind == K_ORIGIN) {
+		if (!*value || strlen(value) >= SB_ORIGIN_MAX) {
+			snprintf(msg, msglen, "bad value '%.64s' for %s (1 to %d bytes)",
+				 value, sp->name, SB_ORIGIN_MAX - 1);
+			return -EINVAL;
+		}
+		if (cfg->norigins >= SB_ORIGINS_MAX) {
+			snprintf(msg, msglen, "at most %d values for %s", SB_ORIGINS_MAX,
+				 sp->name);
+			return -EINVAL;
+		}
+		strcpy(cfg->origins[cfg->norigins++], value);
+		return 0;
+	}
 	if (sp->kind == K_LEVEL) {
 		int level = sb_log_level_parse(value);
 
@@ -161,6 +184,28 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		value = get(var);
 		if (!value || !*value)
 			continue;
+		if (sp->kind == K_ORIGIN) {
+			/* a list: values separated by commas */
+			char item[SB_ORIGIN_MAX + 1];
+
+			cfg->norigins = 0;
+			while (*value) {
+				size_t len = strcspn(value, ",");
+
+				if (len >= sizeof(item))
+					len = sizeof(item) - 1;
+				memcpy(item, value, len);
+				item[len] = '\0';
+				if (set_value(cfg, sp, item, why, sizeof(why))) {
+					snprintf(msg, msglen, "%s: %s", var, why);
+					return -EINVAL;
+				}
+				value += strcspn(value, ",");
+				if (*value == ',')
+					value++;
+			}
+			continue;
+		}
 		if (set_value(cfg, sp, value, why, sizeof(why))) {
 			snprintf(msg, msglen, "%s: %s", var, why);
 			return -EINVAL;
@@ -173,6 +218,7 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 		    char *msg, size_t msglen)
 {
 	int want = SB_CONFIG_RUN;
+	bool origins_given = false;	/* the command line's list replaces */
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *value = NULL, *eq;
@@ -212,6 +258,10 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 				return -EINVAL;
 			}
 			value = argv[++i];
+		}
+		if (sp->kind == K_ORIGIN && !origins_given) {
+			cfg->norigins = 0;
+			origins_given = true;
 		}
 		if (set_value(cfg, sp, value, msg, msglen))
 			return -EINVAL;

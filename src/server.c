@@ -130,6 +130,12 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	atomic_init(&srv->draining, false);
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
+	pthread_mutex_init(&srv->ip_lock, NULL);
+	atomic_init(&srv->admitted, 0);
+	srv->ips = calloc(1, sizeof(*srv->ips));
+	if (!srv->ips)
+		return -ENOMEM;
+	sb_map_init(srv->ips);
 	sb_map_seed();
 
 	nfds = raise_fd_limit();
@@ -165,6 +171,75 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	sb_log(SB_LOG_INFO, 0, "listening on %s with %d workers", srv->listen_name,
 	       srv->nworkers);
 	return 0;
+}
+
+/* One client address's admitted connections. */
+struct ip_count {
+	unsigned n;
+	size_t len;
+	char ip[];
+};
+
+int sb_server_admit(struct sb_server *srv, const char *ip, char **ip_key)
+{
+	unsigned max = srv->cfg.max_connections, per = srv->cfg.max_connections_per_ip;
+	unsigned cur = atomic_load(&srv->admitted);
+	struct ip_count *ic;
+	size_t len = strlen(ip);
+	int rc = 0;
+
+	*ip_key = NULL;
+	do {
+		if (max && cur >= max)
+			return -EBUSY;
+	} while (!atomic_compare_exchange_weak(&srv->admitted, &cur, cur + 1));
+	if (!per)
+		return 0;
+
+	pthread_mutex_lock(&srv->ip_lock);
+	ic = sb_map_get(srv->ips, ip, len);
+	if (ic && ic->n >= per) {
+		rc = -EBUSY;
+	} else if (ic) {
+		ic->n++;
+	} else {
+		ic = malloc(sizeof(*ic) + len + 1);
+		if (ic) {
+			ic->n = 1;
+			ic->len = len;
+			memcpy(ic->ip, ip, len + 1);
+			if (sb_map_put(srv->ips, ic->ip, len, ic)) {
+				free(ic);
+				ic = NULL;
+			}
+		}
+		if (!ic)
+			rc = -EBUSY;	/* out of memory: refuse */
+	}
+	if (!rc)
+		*ip_key = ic->ip;
+	pthread_mutex_unlock(&srv->ip_lock);
+	if (rc)
+		atomic_fetch_sub(&srv->admitted, 1);
+	return rc;
+}
+
+void sb_server_unadmit(struct sb_server *srv, char *ip_key)
+{
+	atomic_fetch_sub(&srv->admitted, 1);
+	if (!ip_key)
+		return;
+	pthread_mutex_lock(&srv->ip_lock);
+	{
+		struct ip_count *ic = (struct ip_count *)(void *)
+			(ip_key - offsetof(struct ip_count, ip));
+
+		if (!--ic->n) {
+			sb_map_del(srv->ips, ic->ip, ic->len);
+			free(ic);
+		}
+	}
+	pthread_mutex_unlock(&srv->ip_lock);
 }
 
 void sb_server_worker_drained(struct sb_server *srv)
@@ -216,6 +291,15 @@ void sb_server_release(struct sb_server *srv)
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	sb_registry_free(srv->reg);
+	if (srv->ips) {
+		void *v;
+
+		for (size_t i = 0; (i = sb_map_next(srv->ips, i, &v));)
+			free(v);
+		sb_map_release(srv->ips);
+		free(srv->ips);
+	}
+	pthread_mutex_destroy(&srv->ip_lock);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->cond);
 }

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -68,12 +69,14 @@ struct sb_sock {
 	uint64_t last_rx;		/* ms, loop time of the last frame in */
 
 	struct sb_msg *http_body;	/* an HTTP answer waiting to be written */
+	char *ip_key;			/* sb_server_admit's, while admitted */
 	char *stamp;			/* "id":..,"nick":.. while joined */
 	size_t stamp_len;
 
 	uint16_t close_code;		/* 0: drop without a close frame */
 	uint8_t cause;			/* enum sb_cause, once closing */
 	bool adopting;			/* inside lws_adopt_*() */
+	bool admitted;			/* counted against the connection limits */
 	bool closing;			/* a close is decided */
 	bool on_close_list;
 	bool on_stash_list;
@@ -525,10 +528,21 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
 }
 
+/* Gives back s's place under the connection limits, once. */
+static void unadmit(struct sb_worker *w, struct sb_sock *s)
+{
+	if (s->admitted) {
+		s->admitted = false;
+		sb_server_unadmit(w->srv, s->ip_key);
+		s->ip_key = NULL;
+	}
+}
+
 static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 {
 	struct sb_conn *c = s->conn;
 
+	unadmit(w, s);
 	if (!c)
 		return;
 	if (!s->closing) {
@@ -799,6 +813,57 @@ static int http_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *ws
 	return 0;
 }
 
+/* The client's address as text, an IPv4 address mapped into IPv6 (from the
+ * dual-stack listener) written as plain IPv4. */
+static void client_ip(struct lws *wsi, char *ip, size_t len)
+{
+	static const char mapped[] = "::ffff:";
+
+	ip[0] = '\0';
+	lws_get_peer_simple(wsi, ip, len);
+	if (!strncmp(ip, mapped, sizeof(mapped) - 1) &&
+	    strchr(ip + sizeof(mapped) - 1, '.'))
+		memmove(ip, ip + sizeof(mapped) - 1, strlen(ip) - sizeof(mapped) + 2);
+}
+
+static int refuse(struct lws *wsi, unsigned status, const char *why)
+{
+	lws_return_http_status(wsi, status, why);
+	return 1;	/* the answer is written: lws ends the transaction */
+}
+
+/* An upgrade to WebSocket asks to be let in: the Origin allow-list (403),
+ * the drain (503), then the connection limits (503). */
+static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
+			   struct lws *wsi)
+{
+	const struct sb_config *cfg = cfg_of(w);
+
+	if (cfg->norigins) {
+		char origin[SB_ORIGIN_MAX];
+		bool listed = false;
+
+		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0)
+			for (int i = 0; i < cfg->norigins && !listed; i++)
+				listed = !strcasecmp(origin, cfg->origins[i]);
+		if (!listed)
+			return refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+	}
+	if (w->draining)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining");
+	if (s && !s->admitted &&
+	    (cfg->max_connections || cfg->max_connections_per_ip)) {
+		char ip[64];
+
+		client_ip(wsi, ip, sizeof(ip));
+		if (sb_server_admit(w->srv, ip, &s->ip_key))
+			return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+				      "too many connections");
+		s->admitted = true;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ lws */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -818,12 +883,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			break;
 		return http_writeable(w, s, wsi);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		if (w && w->draining) {
-			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-					       "draining");
-			return 1;
-		}
-		return 0;
+		return w ? confirm_upgrade(w, s, wsi) : 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		if (s)
 			ws_established(w, s);
@@ -847,6 +907,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return 0;
 		if (s->conn)
 			ws_closed(w, s);
+		unadmit(w, s);	/* admitted, but the upgrade never finished */
 		sb_recv_hook_detach(s->fd, &s->rx_state);
 		s->wsi = NULL;
 		if (s->adopting) {
