@@ -494,6 +494,42 @@ static void test_environment(void)
 	fake_env = NULL;
 }
 
+/* --allowed-origin is a list: repeatable on the command line, commas in
+ * the environment, and the command line's values replace the
+ * environment's; the connection limits parse like other counts. */
+static void test_origins_and_limits(void)
+{
+	static const char *const env[] = {
+		"SWITCHBOARD_ALLOWED_ORIGIN=https://a.example,https://b.example",
+		"SWITCHBOARD_MAX_CONNECTIONS=100", NULL,
+	};
+	struct sb_config cfg;
+	char msg[256] = "";
+	char a0[] = "switchboard", a1[] = "--allowed-origin", a2[] = "https://c.example",
+	     a3[] = "--allowed-origin=https://d.example", a4[] = "--max-connections-per-ip",
+	     a5[] = "3";
+	char *argv[] = { a0, a1, a2, a3, a4, a5, NULL };
+	char b1[] = "--max-connections", b2[] = "-1";
+	char *bad[] = { a0, b1, b2, NULL };
+
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(cfg.norigins, 0);
+	CHECK_EQ_INT((int)cfg.max_connections, 0);
+	fake_env = env;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	fake_env = NULL;
+	CHECK_EQ_INT(cfg.norigins, 2);
+	CHECK_EQ_STR(cfg.origins[0], "https://a.example");
+	CHECK_EQ_STR(cfg.origins[1], "https://b.example");
+	CHECK_EQ_INT((int)cfg.max_connections, 100);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 6, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.norigins, 2);
+	CHECK_EQ_STR(cfg.origins[0], "https://c.example");
+	CHECK_EQ_STR(cfg.origins[1], "https://d.example");
+	CHECK_EQ_INT((int)cfg.max_connections_per_ip, 3);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, bad, msg, sizeof(msg)), -EINVAL);
+}
+
 int main(void)
 {
 	RUN_TEST(test_defaults);
@@ -505,5 +541,6 @@ int main(void)
 	RUN_TEST(test_bad_values);
 	RUN_TEST(test_message_fits_buffer);
 	RUN_TEST(test_environment);
+	RUN_TEST(test_origins_and_limits);
 	return check_summary();
 }
