@@ -24,6 +24,7 @@ struct sb_config {
 	double rate;			/* messages per second; 0: off */
 	double drain_timeout;		/* seconds */
 	int log_level;			/* enum sb_log_level */
+	int log_json;			/* --log-format json */
 	unsigned max_connections;	/* WebSocket connections; 0: unlimited */
 	unsigned max_connections_per_ip; /* 0: unlimited */
 	char origins[SB_ORIGINS_MAX][SB_ORIGIN_MAX];	/* --allowed-origin */

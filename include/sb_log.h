@@ -37,6 +37,24 @@ void sb_log_emit(int level, int err, const char *fmt, ...)
 
 void sb_log_set_level(int level);
 
+/* Lines as JSON objects ({"time","level","thread","msg","error"?}) instead
+ * of text.  main, before other threads start. */
+void sb_log_set_json(int json);
+
+/* What the access line of one closed WebSocket connection says. */
+struct sb_access {
+	const char *client;	/* the client's address */
+	const char *room, *id;	/* "" when not joined at the end */
+	unsigned long duration_ms;
+	unsigned long in, out;	/* messages received and sent */
+	const char *cause;	/* as in switchboard_closes_total */
+};
+
+/* Logs the access line at info level: in text "connection closed:
+ * client=... room=... id=... duration_ms=... in=... out=... cause=...", in
+ * JSON the same as members.  Any thread. */
+void sb_log_access(const struct sb_access *a);
+
 /* Names the calling thread in its log lines ("main", "acceptor",
  * "worker-2"); the string must outlive the thread. */
 void sb_log_set_thread_name(const char *name);

@@ -64,6 +64,10 @@ int sb_registry_relay(struct sb_registry *r, struct sb_conn *c,
 		      const char *receiver, size_t receiver_len,
 		      struct sb_msg *m);
 
+/* The name of c's room (not NUL-terminated; *len its bytes), or NULL when c
+ * is not joined.  c's owner thread only. */
+const char *sb_registry_room_name(const struct sb_conn *c, size_t *len);
+
 /* Rooms and joined peers now.  Any thread. */
 void sb_registry_counts(struct sb_registry *r, size_t *rooms, size_t *peers);
 

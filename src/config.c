@@ -25,6 +25,7 @@ const char sb_config_usage[] =
 	"                           0 = off (default 0)\n"
 	"      --drain-timeout SECONDS  flush time at shutdown (default 5)\n"
 	"      --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"      --log-format FORMAT  text or json, one object a line (default text)\n"
 	"      --max-connections N  WebSocket connections in all, 0 = unlimited\n"
 	"                           (default 0); over it an upgrade gets 503\n"
 	"      --max-connections-per-ip N  the same per client address (default 0)\n"
@@ -36,7 +37,7 @@ const char sb_config_usage[] =
 	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
 	"underscores); the command line wins.\n";
 
-enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN };
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_FORMAT };
 
 struct option_spec {
 	const char *shortname;	/* "-p" or NULL */
@@ -61,6 +62,7 @@ static const struct option_spec specs[] = {
 	{ NULL, "--rate", K_NUM, 0, 1e9, FIELD(rate) },
 	{ NULL, "--drain-timeout", K_NUM, 0, 86400, FIELD(drain_timeout) },
 	{ NULL, "--log-level", K_LEVEL, 0, 0, FIELD(log_level) },
+	{ NULL, "--log-format", K_FORMAT, 0, 0, FIELD(log_json) },
 	{ NULL, "--max-connections", K_INT, 0, 10000000, FIELD(max_connections) },
 	{ NULL, "--max-connections-per-ip", K_INT, 0, 10000000,
 	  FIELD(max_connections_per_ip) },
@@ -135,6 +137,16 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 			return -EINVAL;
 		}
 		strcpy(cfg->origins[cfg->norigins++], value);
+		return 0;
+	}
+	if (sp->kind == K_FORMAT) {
+		if (strcmp(value, "text") && strcmp(value, "json")) {
+			snprintf(msg, msglen,
+				 "bad value '%.64s' for %s (expected text or json)",
+				 value, sp->name);
+			return -EINVAL;
+		}
+		*(int *)(void *)field = !strcmp(value, "json");
 		return 0;
 	}
 	if (sp->kind == K_LEVEL) {

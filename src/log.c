@@ -10,12 +10,78 @@
 atomic_int sb_log_threshold = SB_LOG_INFO;
 
 static _Thread_local const char *thread_name = "main";
+static int json_lines;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void sb_log_set_level(int level)
 {
 	atomic_store(&sb_log_threshold, level);
+}
+
+void sb_log_set_json(int json)
+{
+	json_lines = json;
+}
+
+/* Appends s to line[*n..cap) as the inside of a JSON string. */
+static void put_json(char *line, size_t *n, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *s && *n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			line[(*n)++] = '\\';
+			line[(*n)++] = (char)c;
+		} else if (c < 0x20) {
+			memcpy(line + *n, "\\u00", 4);
+			line[*n + 4] = hex[c >> 4];
+			line[*n + 5] = hex[c & 15];
+			*n += 6;
+		} else {
+			line[(*n)++] = (char)c;
+		}
+	}
+}
+
+static void put_raw(char *line, size_t *n, size_t cap, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (*n + len >= cap)
+		len = cap - *n - 1;
+	memcpy(line + *n, s, len);
+	*n += len;
+}
+
+/* Writes one finished line, whole. */
+static void emit_line(char *line, size_t n, size_t cap)
+{
+	int saved = errno;
+	ssize_t w;
+
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (n >= cap - 1)
+		n = cap - 2;
+	line[n++] = '\n';
+	w = write(STDERR_FILENO, line, n);
+	(void)w;
+	errno = saved;
+}
+
+static void stamp(char *buf, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
 void sb_log_set_thread_name(const char *name)
@@ -33,52 +99,97 @@ int sb_log_level_parse(const char *s)
 
 void sb_log_emit(int level, int err, const char *fmt, ...)
 {
-	char line[1024];
-	struct timespec ts;
-	struct tm tm;
-	size_t n;
-	int r;
+	char line[1200], msg[1024], when[40], ebuf[128];
+	const char *es = NULL;
+	size_t n = 0;
 	va_list ap;
 
 	if (level < 0)
 		level = 0;
 	if (level > SB_LOG_DEBUG)
 		level = SB_LOG_DEBUG;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s [%s] ",
-		     ts.tv_nsec / 1000000, level_names[level], thread_name);
-	if (r > 0)
-		n += (size_t)r;
-
+	stamp(when, sizeof(when));
 	va_start(ap, fmt);
-	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (r > 0)
-		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
-
-	if (err && n < sizeof(line) - 2) {
-		char ebuf[128];
-		const char *es = strerror_r(err, ebuf, sizeof(ebuf));
-
-		r = snprintf(line + n, sizeof(line) - n, ": %s", es);
-		if (r > 0)
-			n += (size_t)r < sizeof(line) - n ? (size_t)r
-							  : sizeof(line) - n - 1;
-	}
-	/* strip what a caller (or libwebsockets) ended with, then end once */
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	if (n >= sizeof(line) - 1)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-
 	{
-		int saved = errno;
-		ssize_t w = write(STDERR_FILENO, line, n);
+		size_t m = strlen(msg);
 
-		(void)w;
-		errno = saved;
+		while (m && (msg[m - 1] == '\n' || msg[m - 1] == '\r'))
+			msg[--m] = '\0';
 	}
+	if (err)
+		es = strerror_r(err, ebuf, sizeof(ebuf));
+
+	if (json_lines) {
+		put_raw(line, &n, sizeof(line), "{\"time\":\"");
+		put_raw(line, &n, sizeof(line), when);
+		put_raw(line, &n, sizeof(line), "\",\"level\":\"");
+		put_raw(line, &n, sizeof(line), level_names[level]);
+		put_raw(line, &n, sizeof(line), "\",\"thread\":\"");
+		put_json(line, &n, sizeof(line), thread_name);
+		put_raw(line, &n, sizeof(line), "\",\"msg\":\"");
+		put_json(line, &n, sizeof(line), msg);
+		if (es) {
+			put_raw(line, &n, sizeof(line), "\",\"error\":\"");
+			put_json(line, &n, sizeof(line), es);
+		}
+		put_raw(line, &n, sizeof(line), "\"}");
+	} else {
+		put_raw(line, &n, sizeof(line), when);
+		put_raw(line, &n, sizeof(line), " ");
+		put_raw(line, &n, sizeof(line), level_names[level]);
+		put_raw(line, &n, sizeof(line), " [");
+		put_raw(line, &n, sizeof(line), thread_name);
+		put_raw(line, &n, sizeof(line), "] ");
+		put_raw(line, &n, sizeof(line), msg);
+		if (es) {
+			put_raw(line, &n, sizeof(line), ": ");
+			put_raw(line, &n, sizeof(line), es);
+		}
+	}
+	emit_line(line, n, sizeof(line));
+}
+
+void sb_log_access(const struct sb_access *a)
+{
+	char line[1200], when[40], num[96];
+	size_t n = 0;
+
+	if (!sb_log_enabled(SB_LOG_INFO))
+		return;
+	if (!json_lines) {
+		char room[300], id[300];
+		size_t rn = 0, in = 0;
+
+		/* quoted the JSON way, so a room with spaces stays one field */
+		put_json(room, &rn, sizeof(room), a->room);
+		room[rn] = '\0';
+		put_json(id, &in, sizeof(id), a->id);
+		id[in] = '\0';
+		sb_log_emit(SB_LOG_INFO, 0,
+			    "connection closed: client=%s room=\"%s\" id=\"%s\" "
+			    "duration_ms=%lu in=%lu out=%lu cause=%s",
+			    a->client, room, id, a->duration_ms, a->in, a->out,
+			    a->cause);
+		return;
+	}
+	stamp(when, sizeof(when));
+	put_raw(line, &n, sizeof(line), "{\"time\":\"");
+	put_raw(line, &n, sizeof(line), when);
+	put_raw(line, &n, sizeof(line), "\",\"level\":\"info\",\"thread\":\"");
+	put_json(line, &n, sizeof(line), thread_name);
+	put_raw(line, &n, sizeof(line), "\",\"msg\":\"connection closed\",\"client\":\"");
+	put_json(line, &n, sizeof(line), a->client);
+	put_raw(line, &n, sizeof(line), "\",\"room\":\"");
+	put_json(line, &n, sizeof(line), a->room);
+	put_raw(line, &n, sizeof(line), "\",\"id\":\"");
+	put_json(line, &n, sizeof(line), a->id);
+	snprintf(num, sizeof(num), "\",\"duration_ms\":%lu,\"in\":%lu,\"out\":%lu,",
+		 a->duration_ms, a->in, a->out);
+	put_raw(line, &n, sizeof(line), num);
+	put_raw(line, &n, sizeof(line), "\"cause\":\"");
+	put_json(line, &n, sizeof(line), a->cause);
+	put_raw(line, &n, sizeof(line), "\"}");
+	emit_line(line, n, sizeof(line));
 }

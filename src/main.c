@@ -42,6 +42,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	sb_log_set_level(cfg.log_level);
+	sb_log_set_json(cfg.log_json);
 	sb_log(SB_LOG_INFO, 0, "switchboard %s starting", SB_VERSION);
 
 	/* Every thread inherits this mask: signals are taken by sigwait()

@@ -247,6 +247,16 @@ int sb_registry_relay(struct sb_registry *r, struct sb_conn *c,
 	return n;
 }
 
+const char *sb_registry_room_name(const struct sb_conn *c, size_t *len)
+{
+	if (!c->room) {
+		*len = 0;
+		return NULL;
+	}
+	*len = c->room->name_len;
+	return c->room->name;
+}
+
 void sb_registry_counts(struct sb_registry *r, size_t *rooms, size_t *peers)
 {
 	pthread_rwlock_rdlock(&r->lock);

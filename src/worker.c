@@ -67,6 +67,9 @@ struct sb_sock {
 	double tokens;			/* rate limit bucket */
 	uint64_t rate_stamp;		/* ms, loop time */
 	uint64_t last_rx;		/* ms, loop time of the last frame in */
+	uint64_t opened;		/* ms, loop time of the upgrade */
+	uint32_t msgs_in, msgs_out;	/* for the access line */
+	char *acc_room, *acc_id;	/* room and id at the close decision */
 
 	struct sb_msg *http_body;	/* an HTTP answer waiting to be written */
 	char *ip_key;			/* sb_server_admit's, while admitted */
@@ -184,6 +187,19 @@ static void schedule(struct sb_sched *sched, struct sb_conn *c)
 		uv_async_send(&w->async);
 }
 
+/* Remembers s's room and id for its access line, before it leaves. */
+static void remember_identity(struct sb_sock *s)
+{
+	const char *room;
+	size_t len;
+
+	if (!s->conn || s->acc_room || !s->conn->room)
+		return;
+	room = sb_registry_room_name(s->conn, &len);
+	s->acc_room = strndup(room, len);
+	s->acc_id = strndup(s->conn->id, s->conn->id_len);
+}
+
 /* Decides to close s: its peers are told now (unless the server is
  * draining), its queue is dropped, and the close itself happens in the
  * check phase.  code 0 drops the TCP connection without a close frame. */
@@ -197,6 +213,7 @@ static void close_later(struct sb_sock *s, uint16_t code, enum sb_cause cause)
 	s->close_code = code;
 	s->cause = (uint8_t)cause;
 	if (s->conn) {
+		remember_identity(s);
 		sb_registry_leave(w->srv->reg, s->conn, !w->draining);
 		sb_conn_kill(s->conn);
 	}
@@ -240,6 +257,8 @@ static void run_ready_list(struct sb_worker *w, struct sb_conn *c)
 
 static void free_sock(struct sb_sock *s)
 {
+	free(s->acc_room);
+	free(s->acc_id);
 	sb_recv_hook_release(&s->rx_state);
 	free(s->stamp);
 	free(s->rx);
@@ -442,6 +461,7 @@ static void handle_message(struct sb_worker *w, struct sb_sock *s,
 	bool joined;
 
 	sb_stat_add(&w->stats.received, 1);
+	s->msgs_in++;
 	if (w->draining)
 		return;		/* everyone is leaving: nothing new starts */
 
@@ -515,7 +535,7 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 	}
 	s->conn->owner_data = s;
 	sb_wsguard_upgrade(&s->rx_state.guard);
-	s->last_rx = s->rate_stamp = now_ms(w);
+	s->last_rx = s->rate_stamp = s->opened = now_ms(w);
 	s->tokens = 2 * cfg_of(w)->rate;
 	s->prev = NULL;
 	s->next = w->socks;
@@ -526,6 +546,19 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 	sb_stat_add(&w->stats.connections, 1);
 	if (w->draining)
 		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
+}
+
+/* The client's address as text, an IPv4 address mapped into IPv6 (from the
+ * dual-stack listener) written as plain IPv4. */
+static void client_ip(struct lws *wsi, char *ip, size_t len)
+{
+	static const char mapped[] = "::ffff:";
+
+	ip[0] = '\0';
+	lws_get_peer_simple(wsi, ip, len);
+	if (!strncmp(ip, mapped, sizeof(mapped) - 1) &&
+	    strchr(ip + sizeof(mapped) - 1, '.'))
+		memmove(ip, ip + sizeof(mapped) - 1, strlen(ip) - sizeof(mapped) + 2);
 }
 
 /* Gives back s's place under the connection limits, once. */
@@ -549,6 +582,7 @@ static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 		s->closing = true;
 		s->cause = w->draining ? SB_CAUSE_SHUTDOWN : SB_CAUSE_CLIENT;
 	}
+	remember_identity(s);
 	sb_registry_leave(w->srv->reg, c, !w->draining);	/* if still joined */
 	sb_conn_kill(c);
 	c->owner_data = NULL;
@@ -567,13 +601,20 @@ static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 	free(s->rx);
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
-	if (sb_log_enabled(SB_LOG_DEBUG)) {
-		char peer[64] = "?";
+	if (sb_log_enabled(SB_LOG_INFO)) {
+		struct sb_access a;
+		char ip[64] = "?";
 
 		if (s->wsi)
-			lws_get_peer_simple(s->wsi, peer, sizeof(peer));
-		sb_log(SB_LOG_DEBUG, 0, "connection from %s closed: %s", peer,
-		       sb_cause_names[s->cause]);
+			client_ip(s->wsi, ip, sizeof(ip));
+		a.client = ip;
+		a.room = s->acc_room ? s->acc_room : "";
+		a.id = s->acc_id ? s->acc_id : "";
+		a.duration_ms = (unsigned long)(now_ms(w) - s->opened);
+		a.in = s->msgs_in;
+		a.out = s->msgs_out;
+		a.cause = sb_cause_names[s->cause];
+		sb_log_access(&a);
 	}
 }
 
@@ -726,6 +767,7 @@ static int send_queued(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 	if (write_batch(w, wsi, batch, n) < 0)
 		return -1;
 	sb_stat_add(&w->stats.delivered, n);
+	s->msgs_out += (uint32_t)n;
 	if (more)
 		lws_callback_on_writable(wsi);
 	else if (s->drain_close)
@@ -811,19 +853,6 @@ static int http_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *ws
 	if (lws_http_transaction_completed(wsi))
 		return -1;
 	return 0;
-}
-
-/* The client's address as text, an IPv4 address mapped into IPv6 (from the
- * dual-stack listener) written as plain IPv4. */
-static void client_ip(struct lws *wsi, char *ip, size_t len)
-{
-	static const char mapped[] = "::ffff:";
-
-	ip[0] = '\0';
-	lws_get_peer_simple(wsi, ip, len);
-	if (!strncmp(ip, mapped, sizeof(mapped) - 1) &&
-	    strchr(ip + sizeof(mapped) - 1, '.'))
-		memmove(ip, ip + sizeof(mapped) - 1, strlen(ip) - sizeof(mapped) + 2);
 }
 
 static int refuse(struct lws *wsi, unsigned status, const char *why)

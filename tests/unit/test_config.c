@@ -528,6 +528,16 @@ static void test_origins_and_limits(void)
 	CHECK_EQ_STR(cfg.origins[1], "https://d.example");
 	CHECK_EQ_INT((int)cfg.max_connections_per_ip, 3);
 	CHECK_EQ_INT(sb_config_parse(&cfg, 3, bad, msg, sizeof(msg)), -EINVAL);
+
+	{
+		char f1[] = "--log-format", f2[] = "json", f3[] = "xml";
+		char *json[] = { a0, f1, f2, NULL }, *xml[] = { a0, f1, f3, NULL };
+
+		CHECK_EQ_INT(cfg.log_json, 0);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, json, msg, sizeof(msg)), SB_CONFIG_RUN);
+		CHECK_EQ_INT(cfg.log_json, 1);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, xml, msg, sizeof(msg)), -EINVAL);
+	}
 }
 
 int main(void)
