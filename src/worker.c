@@ -26,8 +26,10 @@
 #include "sb_utf8.h"
 #include "sb_wsguard.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,8 @@ struct sb_sock {
 	char *stamp;			/* "id":..,"nick":.. while joined */
 	size_t stamp_len;
 
+	unsigned char peer[16];		/* the client's address (remember_peer) */
+	uint8_t peer_family;		/* AF_INET, AF_INET6, or 0: unknown */
 	uint16_t close_code;		/* 0: drop without a close frame */
 	uint8_t cause;			/* enum sb_cause, once closing */
 	bool adopting;			/* inside lws_adopt_*() */
@@ -526,8 +530,11 @@ done:
 
 /* ------------------------------------------------------------ WebSocket */
 
+static void remember_peer(struct sb_sock *s);
+
 static void ws_established(struct sb_worker *w, struct sb_sock *s)
 {
+	remember_peer(s);	/* normally done at the upgrade already */
 	s->conn = sb_conn_new(&w->sched, cfg_of(w)->max_backlog);
 	if (!s->conn) {
 		close_later(s, 1011, SB_CAUSE_LIMIT);
@@ -548,17 +555,37 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
 }
 
-/* The client's address as text, an IPv4 address mapped into IPv6 (from the
- * dual-stack listener) written as plain IPv4. */
-static void client_ip(struct lws *wsi, char *ip, size_t len)
+/* Remembers the client's address while the socket is still connected (at
+ * the upgrade): by the time a connection is logged the peer may be gone. */
+static void remember_peer(struct sb_sock *s)
 {
-	static const char mapped[] = "::ffff:";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 
-	ip[0] = '\0';
-	lws_get_peer_simple(wsi, ip, len);
-	if (!strncmp(ip, mapped, sizeof(mapped) - 1) &&
-	    strchr(ip + sizeof(mapped) - 1, '.'))
-		memmove(ip, ip + sizeof(mapped) - 1, strlen(ip) - sizeof(mapped) + 2);
+	if (s->peer_family || getpeername(s->fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			/* an IPv4 client of the dual-stack listener */
+			memcpy(s->peer, &a->sin6_addr.s6_addr[12], 4);
+			s->peer_family = AF_INET;
+		} else {
+			memcpy(s->peer, &a->sin6_addr, 16);
+			s->peer_family = AF_INET6;
+		}
+	} else if (ss.ss_family == AF_INET) {
+		memcpy(s->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		s->peer_family = AF_INET;
+	}
+}
+
+/* The client's address as text ("?" when unknown). */
+static void client_ip(const struct sb_sock *s, char *ip, size_t len)
+{
+	if (!s->peer_family || !inet_ntop(s->peer_family, s->peer, ip, (socklen_t)len))
+		snprintf(ip, len, "?");
 }
 
 /* Gives back s's place under the connection limits, once. */
@@ -603,10 +630,9 @@ static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 	s->rx_len = s->rx_cap = 0;
 	if (sb_log_enabled(SB_LOG_INFO)) {
 		struct sb_access a;
-		char ip[64] = "?";
+		char ip[INET6_ADDRSTRLEN];
 
-		if (s->wsi)
-			client_ip(s->wsi, ip, sizeof(ip));
+		client_ip(s, ip, sizeof(ip));
 		a.client = ip;
 		a.room = s->acc_room ? s->acc_room : "";
 		a.id = s->acc_id ? s->acc_id : "";
@@ -868,6 +894,8 @@ static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 {
 	const struct sb_config *cfg = cfg_of(w);
 
+	if (s)
+		remember_peer(s);
 	if (cfg->norigins) {
 		char origin[SB_ORIGIN_MAX];
 		bool listed = false;
@@ -882,9 +910,9 @@ static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining");
 	if (s && !s->admitted &&
 	    (cfg->max_connections || cfg->max_connections_per_ip)) {
-		char ip[64];
+		char ip[INET6_ADDRSTRLEN];
 
-		client_ip(wsi, ip, sizeof(ip));
+		client_ip(s, ip, sizeof(ip));
 		if (sb_server_admit(w->srv, ip, &s->ip_key))
 			return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 				      "too many connections");
