@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,6 +78,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	struct sb_wsguard *g;
 	ssize_t n;
 	size_t ok, give;
+	bool failed;
 
 	if (fd >= 0 && fd < table_size && table)
 		rx = atomic_load_explicit(&table[fd], memory_order_acquire);
@@ -100,6 +102,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 			return n;
 		g->rx_seen = true;	/* any frame counts as life */
 		ok = sb_wsguard_frames(g, readbuf, (size_t)n);
+		failed = ok < (size_t)n;
 		give = ok < len ? ok : len;
 		memcpy(buf, readbuf, give);
 		if (ok > give) {
@@ -113,11 +116,10 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 			} else {
 				/* cannot keep them: the stream is broken */
 				g->mode = SB_WSG_FAILED;
-				ok = give;
-				n = (ssize_t)give + 1;
+				failed = true;
 			}
 		}
-		if (ok < (size_t)n && fail_cb)
+		if (failed && fail_cb)
 			fail_cb(rx);
 		if (give)
 			return (ssize_t)give;
