@@ -56,6 +56,19 @@ static void put_raw(char *line, size_t *n, size_t cap, const char *s)
 	*n += len;
 }
 
+/* The members every JSON line starts with: {"time","level","thread". */
+static void json_head(char *line, size_t *n, size_t cap, const char *when,
+		      const char *level)
+{
+	put_raw(line, n, cap, "{\"time\":\"");
+	put_raw(line, n, cap, when);
+	put_raw(line, n, cap, "\",\"level\":\"");
+	put_raw(line, n, cap, level);
+	put_raw(line, n, cap, "\",\"thread\":\"");
+	put_json(line, n, cap, thread_name);
+	put_raw(line, n, cap, "\"");
+}
+
 /* Writes one finished line, whole. */
 static void emit_line(char *line, size_t n, size_t cap)
 {
@@ -122,13 +135,8 @@ void sb_log_emit(int level, int err, const char *fmt, ...)
 		es = strerror_r(err, ebuf, sizeof(ebuf));
 
 	if (json_lines) {
-		put_raw(line, &n, sizeof(line), "{\"time\":\"");
-		put_raw(line, &n, sizeof(line), when);
-		put_raw(line, &n, sizeof(line), "\",\"level\":\"");
-		put_raw(line, &n, sizeof(line), level_names[level]);
-		put_raw(line, &n, sizeof(line), "\",\"thread\":\"");
-		put_json(line, &n, sizeof(line), thread_name);
-		put_raw(line, &n, sizeof(line), "\",\"msg\":\"");
+		json_head(line, &n, sizeof(line), when, level_names[level]);
+		put_raw(line, &n, sizeof(line), ",\"msg\":\"");
 		put_json(line, &n, sizeof(line), msg);
 		if (es) {
 			put_raw(line, &n, sizeof(line), "\",\"error\":\"");
@@ -175,11 +183,8 @@ void sb_log_access(const struct sb_access *a)
 		return;
 	}
 	stamp(when, sizeof(when));
-	put_raw(line, &n, sizeof(line), "{\"time\":\"");
-	put_raw(line, &n, sizeof(line), when);
-	put_raw(line, &n, sizeof(line), "\",\"level\":\"info\",\"thread\":\"");
-	put_json(line, &n, sizeof(line), thread_name);
-	put_raw(line, &n, sizeof(line), "\",\"msg\":\"connection closed\",\"client\":\"");
+	json_head(line, &n, sizeof(line), when, "info");
+	put_raw(line, &n, sizeof(line), ",\"msg\":\"connection closed\",\"client\":\"");
 	put_json(line, &n, sizeof(line), a->client);
 	put_raw(line, &n, sizeof(line), "\",\"room\":\"");
 	put_json(line, &n, sizeof(line), a->room);
