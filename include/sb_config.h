@@ -5,12 +5,15 @@
 #ifndef SB_CONFIG_H
 #define SB_CONFIG_H
 
+#include "sb_netaddr.h"
+
 #include <stddef.h>
 
 #define SB_BIND_MAX 256
 #define SB_WORKERS_MAX 1024
 #define SB_ORIGINS_MAX 16	/* --allowed-origin, at most this many */
 #define SB_ORIGIN_MAX 256	/* bytes of one origin, with its NUL */
+#define SB_TRUSTED_MAX 32	/* --trusted-proxy, at most this many */
 
 struct sb_config {
 	char bind[SB_BIND_MAX];	/* listen address, "::" by default */
@@ -29,6 +32,9 @@ struct sb_config {
 	unsigned max_connections_per_ip; /* 0: unlimited */
 	char origins[SB_ORIGINS_MAX][SB_ORIGIN_MAX];	/* --allowed-origin */
 	int norigins;			/* 0: any Origin is allowed */
+	struct sb_cidr trusted[SB_TRUSTED_MAX];	/* --trusted-proxy */
+	int ntrusted;			/* 0: no proxy is trusted */
+	int handshake_timeout;		/* seconds to finish an HTTP request */
 };
 
 enum {

@@ -8,6 +8,8 @@
 #ifndef SB_WORKER_H
 #define SB_WORKER_H
 
+#include "sb_netaddr.h"
+
 #include <stdbool.h>
 
 struct sb_server;
@@ -21,10 +23,11 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index);
 /* Starts the thread.  0 or a negative errno.  main only. */
 int sb_worker_start(struct sb_worker *w);
 
-/* Hands an accepted, non-blocking socket to w, which adopts it.  Returns 0,
+/* Hands an accepted, non-blocking socket to w, which adopts it; peer is its
+ * remote address as accept() gave it.  Returns 0,
  * or a negative errno when w no longer takes sockets (the caller still owns
  * fd).  Any thread. */
-int sb_worker_give(struct sb_worker *w, int fd);
+int sb_worker_give(struct sb_worker *w, int fd, const struct sb_addr *peer);
 
 /* Sockets given to w and not yet closed, for load balancing.  Any thread. */
 unsigned sb_worker_load(struct sb_worker *w);

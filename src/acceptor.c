@@ -48,8 +48,10 @@ static struct sb_worker *pick(struct sb_acceptor *a)
 	return best;
 }
 
-static void hand_over(struct sb_acceptor *a, int fd)
+static void hand_over(struct sb_acceptor *a, int fd,
+		      const struct sockaddr_storage *ss, socklen_t len)
 {
+	struct sb_addr peer;
 	int one = 1;
 
 	/* Linux hands TCP_NODELAY down from the listening socket (set in
@@ -57,7 +59,8 @@ static void hand_over(struct sb_acceptor *a, int fd)
 	if (!a->nodelay_inherited &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		sb_log(SB_LOG_DEBUG, errno, "setsockopt TCP_NODELAY");
-	if (sb_worker_give(pick(a), fd))
+	sb_addr_from_sockaddr(&peer, (const struct sockaddr *)ss, len);
+	if (sb_worker_give(pick(a), fd, &peer))
 		close(fd);
 }
 
@@ -82,10 +85,13 @@ static void *run(void *arg)
 
 	sb_log_set_thread_name("acceptor");
 	while (!atomic_load(&a->stop)) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			hand_over(a, fd);
+			hand_over(a, fd, &ss, len);
 			continue;
 		}
 		if (atomic_load(&a->stop))

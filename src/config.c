@@ -31,13 +31,24 @@ const char sb_config_usage[] =
 	"      --max-connections-per-ip N  the same per client address (default 0)\n"
 	"      --allowed-origin ORIGIN  accept WebSocket upgrades only from this\n"
 	"                           Origin (repeatable; default: any); others get 403\n"
+	"      --trusted-proxy CIDR  a reverse proxy whose X-Forwarded-For and\n"
+	"                           X-Real-IP name the client (repeatable; default:\n"
+	"                           none, the headers are ignored)\n"
+	"      --handshake-timeout SECONDS  time a new connection has to send its\n"
+	"                           HTTP request or upgrade (default 10)\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
 	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
 	"underscores); the command line wins.\n";
 
-enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_FORMAT };
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_CIDR, K_FORMAT };
+
+/* Repeatable options: a list the command line replaces as a whole. */
+static bool is_list(enum kind k)
+{
+	return k == K_ORIGIN || k == K_CIDR;
+}
 
 struct option_spec {
 	const char *shortname;	/* "-p" or NULL */
@@ -67,6 +78,8 @@ static const struct option_spec specs[] = {
 	{ NULL, "--max-connections-per-ip", K_INT, 0, 10000000,
 	  FIELD(max_connections_per_ip) },
 	{ NULL, "--allowed-origin", K_ORIGIN, 0, 0, FIELD(norigins) },
+	{ NULL, "--trusted-proxy", K_CIDR, 0, 0, FIELD(ntrusted) },
+	{ NULL, "--handshake-timeout", K_INT, 1, 3600, FIELD(handshake_timeout) },
 };
 
 void sb_config_defaults(struct sb_config *cfg)
@@ -85,6 +98,7 @@ void sb_config_defaults(struct sb_config *cfg)
 	cfg->rate = 0;
 	cfg->drain_timeout = 5;
 	cfg->log_level = SB_LOG_INFO;
+	cfg->handshake_timeout = 10;
 }
 
 /* Digits only, optionally one '.' and more digits when fractions are
@@ -137,6 +151,22 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 			return -EINVAL;
 		}
 		strcpy(cfg->origins[cfg->norigins++], value);
+		return 0;
+	}
+	if (sp->kind == K_CIDR) {
+		if (cfg->ntrusted >= SB_TRUSTED_MAX) {
+			snprintf(msg, msglen, "at most %d values for %s", SB_TRUSTED_MAX,
+				 sp->name);
+			return -EINVAL;
+		}
+		if (!sb_cidr_parse(&cfg->trusted[cfg->ntrusted], value)) {
+			snprintf(msg, msglen,
+				 "bad value '%.64s' for %s (expected an address or "
+				 "ADDRESS/PREFIX with the host bits zero)",
+				 value, sp->name);
+			return -EINVAL;
+		}
+		cfg->ntrusted++;
 		return 0;
 	}
 	if (sp->kind == K_FORMAT) {
@@ -196,11 +226,11 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		value = get(var);
 		if (!value || !*value)
 			continue;
-		if (sp->kind == K_ORIGIN) {
+		if (is_list(sp->kind)) {
 			/* a list: values separated by commas */
 			char item[SB_ORIGIN_MAX + 1];
 
-			cfg->norigins = 0;
+			*(int *)(void *)((char *)cfg + sp->offset) = 0;
 			while (*value) {
 				size_t len = strcspn(value, ",");
 
@@ -230,7 +260,7 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 		    char *msg, size_t msglen)
 {
 	int want = SB_CONFIG_RUN;
-	bool origins_given = false;	/* the command line's list replaces */
+	bool given[sizeof(specs) / sizeof(specs[0])] = { false };
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *value = NULL, *eq;
@@ -271,9 +301,10 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 			}
 			value = argv[++i];
 		}
-		if (sp->kind == K_ORIGIN && !origins_given) {
-			cfg->norigins = 0;
-			origins_given = true;
+		if (is_list(sp->kind) && !given[sp - specs]) {
+			/* the command line's list replaces the environment's */
+			*(int *)(void *)((char *)cfg + sp->offset) = 0;
+			given[sp - specs] = true;
 		}
 		if (set_value(cfg, sp, value, msg, msglen))
 			return -EINVAL;

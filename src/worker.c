@@ -20,6 +20,7 @@
 #include "sb_http.h"
 #include "sb_log.h"
 #include "sb_metrics.h"
+#include "sb_netaddr.h"
 #include "sb_recv_hook.h"
 #include "sb_registry.h"
 #include "sb_server.h"
@@ -78,8 +79,9 @@ struct sb_sock {
 	char *stamp;			/* "id":..,"nick":.. while joined */
 	size_t stamp_len;
 
-	unsigned char peer[16];		/* the client's address (remember_peer) */
-	uint8_t peer_family;		/* AF_INET, AF_INET6, or 0: unknown */
+	struct sb_addr peer;		/* the TCP peer, from accept() */
+	struct sb_addr client;		/* the peer, or at the upgrade the
+					 * client behind a trusted proxy */
 	uint16_t close_code;		/* 0: drop without a close frame */
 	uint8_t cause;			/* enum sb_cause, once closing */
 	bool adopting;			/* inside lws_adopt_*() */
@@ -92,6 +94,12 @@ struct sb_sock {
 	bool destroyed;			/* lws freed the wsi; free us later */
 	bool ping_due, ping_sent;
 	bool drain_close;		/* close with 1001 once the queue is empty */
+};
+
+/* A socket the acceptor hands over, and who is at the other end. */
+struct sb_handoff {
+	int fd;
+	struct sb_addr peer;
 };
 
 struct sb_worker {
@@ -110,7 +118,7 @@ struct sb_worker {
 	struct lws_vhost *vh;
 
 	pthread_mutex_t lock;		/* the inbox: */
-	int *fds;			/* {lock} sockets to adopt */
+	struct sb_handoff *fds;		/* {lock} sockets to adopt */
 	size_t nfds, fds_cap;		/* {lock} */
 	struct sb_conn *ready;		/* {lock} connections with output */
 	bool closed;			/* {lock} takes no more sockets */
@@ -530,11 +538,8 @@ done:
 
 /* ------------------------------------------------------------ WebSocket */
 
-static void remember_peer(struct sb_sock *s);
-
 static void ws_established(struct sb_worker *w, struct sb_sock *s)
 {
-	remember_peer(s);	/* normally done at the upgrade already */
 	s->conn = sb_conn_new(&w->sched, cfg_of(w)->max_backlog);
 	if (!s->conn) {
 		close_later(s, 1011, SB_CAUSE_LIMIT);
@@ -553,39 +558,6 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 	sb_stat_add(&w->stats.connections, 1);
 	if (w->draining)
 		close_later(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
-}
-
-/* Remembers the client's address while the socket is still connected (at
- * the upgrade): by the time a connection is logged the peer may be gone. */
-static void remember_peer(struct sb_sock *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (s->peer_family || getpeername(s->fd, (struct sockaddr *)&ss, &sl))
-		return;
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-			/* an IPv4 client of the dual-stack listener */
-			memcpy(s->peer, &a->sin6_addr.s6_addr[12], 4);
-			s->peer_family = AF_INET;
-		} else {
-			memcpy(s->peer, &a->sin6_addr, 16);
-			s->peer_family = AF_INET6;
-		}
-	} else if (ss.ss_family == AF_INET) {
-		memcpy(s->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-		s->peer_family = AF_INET;
-	}
-}
-
-/* The client's address as text ("?" when unknown). */
-static void client_ip(const struct sb_sock *s, char *ip, size_t len)
-{
-	if (!s->peer_family || !inet_ntop(s->peer_family, s->peer, ip, (socklen_t)len))
-		snprintf(ip, len, "?");
 }
 
 /* Gives back s's place under the connection limits, once. */
@@ -632,7 +604,7 @@ static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 		struct sb_access a;
 		char ip[INET6_ADDRSTRLEN];
 
-		client_ip(s, ip, sizeof(ip));
+		sb_addr_format(&s->client, ip, sizeof(ip));
 		a.client = ip;
 		a.room = s->acc_room ? s->acc_room : "";
 		a.id = s->acc_id ? s->acc_id : "";
@@ -887,6 +859,31 @@ static int refuse(struct lws *wsi, unsigned status, const char *why)
 	return 1;	/* the answer is written: lws ends the transaction */
 }
 
+/* Copies header h of wsi's request into buf (NUL-terminated), or leaves
+ * buf empty when it is absent or longer than buf. */
+static void header(struct lws *wsi, enum lws_token_indexes h, char *buf,
+		   size_t len)
+{
+	buf[0] = '\0';
+	if (lws_hdr_total_length(wsi, h) <= 0 ||
+	    lws_hdr_copy(wsi, buf, (int)len, h) < 0)
+		buf[0] = '\0';
+}
+
+/* s's TCP peer may be a trusted proxy that names the client in its
+ * headers (sb_netaddr.h).  A header longer than lws's whole header space
+ * cannot be there. */
+static void find_client(struct sb_sock *s, struct lws *wsi,
+			const struct sb_config *cfg)
+{
+	char xff[4096], real_ip[64];
+
+	header(wsi, WSI_TOKEN_X_FORWARDED_FOR, xff, sizeof(xff));
+	header(wsi, WSI_TOKEN_HTTP_X_REAL_IP, real_ip, sizeof(real_ip));
+	sb_client_addr(cfg->trusted, cfg->ntrusted, &s->peer, xff, real_ip,
+		       &s->client);
+}
+
 /* An upgrade to WebSocket asks to be let in: the Origin allow-list (403),
  * the drain (503), then the connection limits (503). */
 static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
@@ -894,8 +891,8 @@ static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 {
 	const struct sb_config *cfg = cfg_of(w);
 
-	if (s)
-		remember_peer(s);
+	if (s && cfg->ntrusted)
+		find_client(s, wsi, cfg);
 	if (cfg->norigins) {
 		char origin[SB_ORIGIN_MAX];
 		bool listed = false;
@@ -910,9 +907,9 @@ static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining");
 	if (s && !s->admitted &&
 	    (cfg->max_connections || cfg->max_connections_per_ip)) {
-		char ip[INET6_ADDRSTRLEN];
+		char ip[SB_ADDR_STRLEN];
 
-		client_ip(s, ip, sizeof(ip));
+		sb_addr_format(&s->client, ip, sizeof(ip));
 		if (sb_server_admit(w->srv, ip, &s->ip_key))
 			return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 				      "too many connections");
@@ -1020,7 +1017,7 @@ void sb_worker_stashed(struct sb_rx *rx)
 	stash_later((struct sb_sock *)rx);
 }
 
-static void adopt(struct sb_worker *w, int fd)
+static void adopt(struct sb_worker *w, int fd, const struct sb_addr *peer)
 {
 	struct sb_sock *s = calloc(1, sizeof(*s));
 	lws_adopt_desc_t desc;
@@ -1034,6 +1031,7 @@ static void adopt(struct sb_worker *w, int fd)
 	}
 	s->w = w;
 	s->fd = fd;
+	s->peer = s->client = *peer;
 	sb_recv_hook_attach(fd, &s->rx_state);
 
 	memset(&desc, 0, sizeof(desc));
@@ -1079,7 +1077,7 @@ static void on_async(uv_async_t *a)
 {
 	struct sb_worker *w = a->data;
 	struct sb_conn *ready_list;
-	int *fds;
+	struct sb_handoff *fds;
 	size_t nfds;
 	bool drain, stop;
 
@@ -1097,7 +1095,7 @@ static void on_async(uv_async_t *a)
 	pthread_mutex_unlock(&w->lock);
 
 	for (size_t i = 0; i < nfds; i++)
-		adopt(w, fds[i]);
+		adopt(w, fds[i].fd, &fds[i].peer);
 	free(fds);
 	run_ready_list(w, ready_list);
 	if (drain && !w->draining) {
@@ -1234,7 +1232,12 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
 	info.pcontext = &w->ctx;
 	info.user = w;
 	info.alpn = "http/1.1";
-	info.timeout_secs = 10;
+	/* A new connection has --handshake-timeout to send its request: adopt
+	 * starts a timer of timeout_secs, and attaching the header buffer at
+	 * once replaces it with one of timeout_secs_ah_idle, which bytes
+	 * arriving do not extend (a slow sender is cut off all the same). */
+	info.timeout_secs = (unsigned)srv->cfg.handshake_timeout;
+	info.timeout_secs_ah_idle = srv->cfg.handshake_timeout;
 	info.retry_and_idle_policy = &no_validity;
 	info.vhost_name = "switchboard";
 	info.server_string = "switchboard";
@@ -1264,7 +1267,7 @@ int sb_worker_start(struct sb_worker *w)
 	return 0;
 }
 
-int sb_worker_give(struct sb_worker *w, int fd)
+int sb_worker_give(struct sb_worker *w, int fd, const struct sb_addr *peer)
 {
 	bool wake;
 
@@ -1275,7 +1278,7 @@ int sb_worker_give(struct sb_worker *w, int fd)
 	}
 	if (w->nfds == w->fds_cap) {
 		size_t ncap = w->fds_cap ? w->fds_cap * 2 : 16;
-		int *n = realloc(w->fds, ncap * sizeof(*n));
+		struct sb_handoff *n = realloc(w->fds, ncap * sizeof(*n));
 
 		if (!n) {
 			pthread_mutex_unlock(&w->lock);
@@ -1285,7 +1288,9 @@ int sb_worker_give(struct sb_worker *w, int fd)
 		w->fds_cap = ncap;
 	}
 	wake = !w->ready && !w->nfds && !w->drain_req && !w->stop_req;
-	w->fds[w->nfds++] = fd;
+	w->fds[w->nfds].fd = fd;
+	w->fds[w->nfds].peer = *peer;
+	w->nfds++;
 	atomic_fetch_add(&w->load, 1);
 	pthread_mutex_unlock(&w->lock);
 	if (wake)
@@ -1347,7 +1352,7 @@ void sb_worker_free(struct sb_worker *w)
 	if (uv_loop_close(&w->loop))
 		sb_log(SB_LOG_WARN, 0, "%s: loop closed with handles open", w->name);
 	for (size_t i = 0; i < w->nfds; i++)
-		close(w->fds[i]);
+		close(w->fds[i].fd);
 	free(w->fds);
 	run_ready_list(w, w->ready);
 	run_ready_list(w, w->self_ready);

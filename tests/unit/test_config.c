@@ -540,6 +540,97 @@ static void test_origins_and_limits(void)
 	}
 }
 
+/* --trusted-proxy: a list of ranges like --allowed-origin, each checked;
+ * --handshake-timeout: whole seconds from 1. */
+static void test_trusted_proxies(void)
+{
+	static const char *const env[] = {
+		"SWITCHBOARD_TRUSTED_PROXY=10.0.0.0/8,::1",
+		"SWITCHBOARD_HANDSHAKE_TIMEOUT=3", NULL,
+	};
+	static const char *const bad_env[] = {
+		"SWITCHBOARD_TRUSTED_PROXY=10.0.0.0/8,10.0.0.1/8", NULL,
+	};
+	struct sb_config cfg;
+	char msg[256] = "";
+	char a0[] = "switchboard", a1[] = "--trusted-proxy", a2[] = "192.0.2.0/24",
+	     a3[] = "--handshake-timeout", a4[] = "1";
+	char *argv[] = { a0, a1, a2, a3, a4, NULL };
+	struct sb_addr in, out;
+
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(cfg.ntrusted, 0);
+	CHECK_EQ_INT(cfg.handshake_timeout, 10);
+	fake_env = env;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	fake_env = NULL;
+	CHECK_EQ_INT(cfg.ntrusted, 2);
+	CHECK_EQ_INT(cfg.handshake_timeout, 3);
+	CHECK(sb_addr_parse(&in, "10.200.0.1", 10));
+	CHECK(sb_cidr_match(&cfg.trusted[0], &in));
+	CHECK(sb_addr_parse(&in, "::1", 3));
+	CHECK(sb_cidr_match(&cfg.trusted[1], &in));
+	/* the command line's list replaces the environment's */
+	CHECK_EQ_INT(sb_config_parse(&cfg, 5, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.ntrusted, 1);
+	CHECK_EQ_INT(cfg.handshake_timeout, 1);
+	CHECK(sb_addr_parse(&in, "192.0.2.77", 10));
+	CHECK(sb_cidr_match(&cfg.trusted[0], &in));
+	CHECK(sb_addr_parse(&out, "10.0.0.1", 8));
+	CHECK(!sb_cidr_match(&cfg.trusted[0], &out));
+
+	/* bad ranges name the option, or the variable */
+	{
+		const char *bad[] = { "10.0.0.1/8", "nonsense", "10.0.0.0/40", "", NULL };
+
+		for (int i = 0; bad[i]; i++) {
+			char v[32];
+			char *args[] = { a0, a1, v, NULL };
+
+			snprintf(v, sizeof(v), "%s", bad[i]);
+			msg[0] = '\0';
+			CHECK_EQ_INT(sb_config_parse(&cfg, 3, args, msg, sizeof(msg)),
+				     -EINVAL);
+			CHECK(strstr(msg, "--trusted-proxy") != NULL);
+		}
+	}
+	sb_config_defaults(&cfg);
+	fake_env = bad_env;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	fake_env = NULL;
+	CHECK(strstr(msg, "SWITCHBOARD_TRUSTED_PROXY") != NULL);
+	CHECK(strstr(msg, "10.0.0.1/8") != NULL);
+
+	/* at most SB_TRUSTED_MAX */
+	sb_config_defaults(&cfg);
+	{
+		char *args[2 * SB_TRUSTED_MAX + 3];
+		char vals[SB_TRUSTED_MAX + 1][32];
+		int n = 0;
+
+		args[n++] = a0;
+		for (int i = 0; i <= SB_TRUSTED_MAX; i++) {
+			snprintf(vals[i], sizeof(vals[i]), "10.%d.0.0/16", i);
+			args[n++] = a1;
+			args[n++] = vals[i];
+		}
+		args[n] = NULL;
+		CHECK_EQ_INT(sb_config_parse(&cfg, n - 2, args, msg, sizeof(msg)),
+			     SB_CONFIG_RUN);
+		CHECK_EQ_INT(cfg.ntrusted, SB_TRUSTED_MAX);
+		CHECK_EQ_INT(sb_config_parse(&cfg, n, args, msg, sizeof(msg)), -EINVAL);
+		CHECK(strstr(msg, "at most") != NULL);
+	}
+
+	{
+		char z[] = "0", f[] = "1.5";
+		char *zero[] = { a0, a3, z, NULL }, *frac[] = { a0, a3, f, NULL };
+
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, zero, msg, sizeof(msg)), -EINVAL);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, frac, msg, sizeof(msg)), -EINVAL);
+	}
+}
+
 int main(void)
 {
 	RUN_TEST(test_defaults);
@@ -552,5 +643,6 @@ int main(void)
 	RUN_TEST(test_message_fits_buffer);
 	RUN_TEST(test_environment);
 	RUN_TEST(test_origins_and_limits);
+	RUN_TEST(test_trusted_proxies);
 	return check_summary();
 }

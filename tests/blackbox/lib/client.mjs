@@ -124,10 +124,12 @@ export class Client {
 let counter = 0;
 
 // Opens a WebSocket connection; with `t` it is closed when the test ends.
-export async function connect(url, { t, name, timeout = T(5000), headers } = {}) {
+// `options` go to the `ws` constructor as they are (TLS options such as
+// `ca` for wss://, `localAddress`, `autoPong`).
+export async function connect(url, { t, name, timeout = T(5000), headers, options = {} } = {}) {
   counter += 1;
   const label = name || `client${counter}`;
-  const ws = new WebSocket(url, { perMessageDeflate: false, headers, handshakeTimeout: timeout });
+  const ws = new WebSocket(url, { perMessageDeflate: false, headers, handshakeTimeout: timeout, ...options });
   const client = new Client(ws, label);
   track(client);
   if (t) t.after(() => client.destroy());
@@ -143,8 +145,8 @@ export async function connect(url, { t, name, timeout = T(5000), headers } = {})
 }
 
 // Connects and joins: resolves with the client; its `joined` payload is client.joined.
-export async function joined(url, id, { t, room, nick, name } = {}) {
-  const c = await connect(url, { t, name: name || id });
+export async function joined(url, id, { t, room, nick, name, options } = {}) {
+  const c = await connect(url, { t, name: name || id, options });
   c.joined = await c.join(id, { room, nick });
   return c;
 }
