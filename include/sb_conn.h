@@ -40,10 +40,17 @@ struct sb_sched {
 	void (*schedule)(struct sb_sched *s, struct sb_conn *c);
 };
 
+/* Messages and bytes waiting in a set of queues (a worker's), for
+ * /metrics.  Updated by whoever changes a queue, with relaxed atomics. */
+struct sb_qdepth {
+	atomic_long msgs, bytes;
+};
+
 struct sb_conn {
 	atomic_uint refs;
 	struct sb_sched *sched;		/* immutable */
 	size_t max_backlog;		/* immutable */
+	struct sb_qdepth *depth;	/* immutable once published; or NULL */
 
 	pthread_mutex_t lock;		/* guards what follows, to the mark */
 	struct sb_queue q;		/* {lock} */
@@ -70,6 +77,9 @@ struct sb_conn {
 /* A connection with one reference, scheduled through sched; NULL when out
  * of memory.  Any thread. */
 struct sb_conn *sb_conn_new(struct sb_sched *sched, size_t max_backlog);
+
+/* Counts c's queue in depth from now on.  Before c is published. */
+void sb_conn_set_depth(struct sb_conn *c, struct sb_qdepth *depth);
 
 static inline struct sb_conn *sb_conn_ref(struct sb_conn *c)
 {

@@ -6,11 +6,17 @@
 #ifndef SB_METRICS_H
 #define SB_METRICS_H
 
+#include "sb_conn.h"
 #include "sb_jbuf.h"
 #include "sb_proto.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
+
+/* Upper bounds of the relay latency histogram's buckets, in nanoseconds
+ * (50 us to 1 s); one more bucket counts what is slower. */
+#define SB_LAT_BUCKETS 14
+extern const unsigned long sb_lat_bounds_ns[SB_LAT_BUCKETS];
 
 struct sb_stats {
 	atomic_ulong connections;	/* open WebSocket connections (gauge) */
@@ -18,6 +24,19 @@ struct sb_stats {
 	atomic_ulong delivered;		/* messages written to clients */
 	atomic_ulong errors[SB_ERR_COUNT];
 	atomic_ulong closes[SB_CAUSE_COUNT];
+	/* receive to write of relayed messages: counts per bucket (not
+	 * cumulative; the last is over every bound) and their sum */
+	atomic_ulong latency[SB_LAT_BUCKETS + 1];
+	atomic_ulong latency_sum_ns;
+	/* what waits in the worker's connections' queues: written by any
+	 * thread that queues to them (sb_conn.h), not by the owner alone */
+	struct sb_qdepth depth;
+};
+
+/* Process-wide figures for /metrics; -1 where unknown. */
+struct sb_proc_stats {
+	long open_fds, max_fds;
+	long rss_bytes;
 };
 
 /* Single-writer update: only the owning thread may call these. */
@@ -33,9 +52,18 @@ static inline void sb_stat_sub(atomic_ulong *v, unsigned long n)
 			      memory_order_relaxed);
 }
 
-/* Appends the Prometheus text exposition of the workers' stats and the
- * registry's counts to out.  Any thread. */
+/* Counts one relayed message written ns after it was received.  Owner
+ * thread only. */
+void sb_stat_latency(struct sb_stats *s, unsigned long ns);
+
+/* Reads the process's figures (from /proc on Linux).  Any thread. */
+void sb_proc_stats_read(struct sb_proc_stats *p);
+
+/* Appends the Prometheus text exposition of the workers' stats, the
+ * registry's counts and the process's figures (proc may be NULL) to out.
+ * Any thread. */
 void sb_metrics_render(struct sb_jbuf *out, struct sb_stats *const *stats,
-		       int nstats, size_t rooms, size_t peers);
+		       int nstats, size_t rooms, size_t peers,
+		       const struct sb_proc_stats *proc);
 
 #endif

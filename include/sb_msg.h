@@ -16,6 +16,8 @@
 struct sb_msg {
 	atomic_uint refs;
 	uint32_t len;
+	uint64_t t_rx;		/* a relay: when it was received (uv_hrtime,
+				 * ns); 0 for the server's own events */
 	char data[];
 };
 

@@ -22,10 +22,32 @@ struct sb_conn *sb_conn_new(struct sb_sched *sched, size_t max_backlog)
 	return c;
 }
 
+void sb_conn_set_depth(struct sb_conn *c, struct sb_qdepth *depth)
+{
+	c->depth = depth;
+}
+
+/* Adds to the depth gauges; caller holds c->lock (or the last reference). */
+static void account(struct sb_conn *c, long msgs, long bytes)
+{
+	if (c->depth && msgs) {
+		atomic_fetch_add_explicit(&c->depth->msgs, msgs, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->depth->bytes, bytes, memory_order_relaxed);
+	}
+}
+
+/* Drops everything queued; caller holds c->lock. */
+static void clear_locked(struct sb_conn *c)
+{
+	account(c, -(long)c->q.count, -(long)c->q.bytes);
+	sb_queue_clear(&c->q);
+}
+
 void sb_conn_unref(struct sb_conn *c)
 {
 	if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	clear_locked(c);
 	sb_queue_release(&c->q);
 	pthread_mutex_destroy(&c->lock);
 	free(c->id);
@@ -38,7 +60,7 @@ static void doom_locked(struct sb_conn *c)
 {
 	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
 	c->overflow = true;
-	sb_queue_clear(&c->q);
+	clear_locked(c);
 }
 
 void sb_conn_doom(struct sb_conn *c)
@@ -75,6 +97,7 @@ int sb_conn_send(struct sb_conn *c, struct sb_msg *m)
 		c->scheduled = true;
 	} else {
 		sb_msg_ref(m);
+		account(c, 1, (long)m->len);
 		if (!c->scheduled) {
 			c->scheduled = true;
 			notify = true;
@@ -102,6 +125,7 @@ size_t sb_conn_take(struct sb_conn *c, struct sb_msg **out, size_t max,
 		bytes += head->len;
 		out[n++] = sb_queue_pop(&c->q);
 	}
+	account(c, -(long)n, -(long)bytes);
 	*more = c->q.count != 0;
 	if (!*more)
 		c->scheduled = false;	/* the next send must tell the owner */
@@ -121,7 +145,7 @@ void sb_conn_kill(struct sb_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
 	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
-	sb_queue_clear(&c->q);
+	clear_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -22,12 +22,14 @@ int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body
 	}
 	if (!strcmp(path, "/metrics")) {
 		struct sb_stats *stats[SB_WORKERS_MAX];
+		struct sb_proc_stats proc;
 		size_t rooms, peers;
 
 		for (int i = 0; i < srv->nworkers; i++)
 			stats[i] = sb_worker_stats(srv->workers[i]);
 		sb_registry_counts(srv->reg, &rooms, &peers);
-		sb_metrics_render(body, stats, srv->nworkers, rooms, peers);
+		sb_proc_stats_read(&proc);
+		sb_metrics_render(body, stats, srv->nworkers, rooms, peers, &proc);
 		*content_type = "text/plain; version=0.0.4; charset=utf-8";
 		return 200;
 	}

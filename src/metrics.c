@@ -1,6 +1,55 @@
 #include "sb_metrics.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+const unsigned long sb_lat_bounds_ns[SB_LAT_BUCKETS] = {
+	50000, 100000, 250000, 500000,			/* 50 us .. 500 us */
+	1000000, 2500000, 5000000, 10000000,		/* 1 ms .. 10 ms */
+	25000000, 50000000, 100000000, 250000000,	/* 25 ms .. 250 ms */
+	500000000, 1000000000,				/* 500 ms, 1 s */
+};
+
+void sb_stat_latency(struct sb_stats *s, unsigned long ns)
+{
+	int i = 0;
+
+	while (i < SB_LAT_BUCKETS && ns > sb_lat_bounds_ns[i])
+		i++;
+	sb_stat_add(&s->latency[i], 1);
+	sb_stat_add(&s->latency_sum_ns, ns);
+}
+
+void sb_proc_stats_read(struct sb_proc_stats *p)
+{
+	struct rlimit rl;
+	DIR *d;
+	FILE *f;
+
+	p->open_fds = p->max_fds = p->rss_bytes = -1;
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		p->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
+	d = opendir("/proc/self/fd");
+	if (d) {
+		long n = 0;
+		struct dirent *e;
+
+		while ((e = readdir(d)))
+			n += e->d_name[0] != '.';
+		closedir(d);
+		p->open_fds = n - 1;	/* not the one reading the directory */
+	}
+	f = fopen("/proc/self/statm", "re");
+	if (f) {
+		long size, resident;
+
+		if (fscanf(f, "%ld %ld", &size, &resident) == 2)
+			p->rss_bytes = resident * sysconf(_SC_PAGESIZE);
+		fclose(f);
+	}
+}
 
 static unsigned long get(const atomic_ulong *v)
 {
@@ -30,12 +79,67 @@ static void sample(struct sb_jbuf *b, const char *name, const char *label,
 	sb_jbuf_adds(b, line);
 }
 
+/* The relay latency histogram, summed over the workers. */
+static void latency(struct sb_jbuf *b, struct sb_stats *const *stats, int n)
+{
+	static const char name[] = "switchboard_relay_latency_seconds";
+	unsigned long count = 0, sum_ns = 0;
+	char line[160];
+
+	header(b, name, "histogram",
+	       "Time from receiving a relayed message to writing it to a recipient.");
+	for (int i = 0; i <= SB_LAT_BUCKETS; i++) {
+		for (int k = 0; k < n; k++)
+			count += get(&stats[k]->latency[i]);
+		if (i < SB_LAT_BUCKETS)
+			snprintf(line, sizeof(line), "%s_bucket{le=\"%g\"} %lu\n", name,
+				 (double)sb_lat_bounds_ns[i] / 1e9, count);
+		else
+			snprintf(line, sizeof(line), "%s_bucket{le=\"+Inf\"} %lu\n",
+				 name, count);
+		sb_jbuf_adds(b, line);
+	}
+	for (int k = 0; k < n; k++)
+		sum_ns += get(&stats[k]->latency_sum_ns);
+	snprintf(line, sizeof(line), "%s_sum %lu.%09lu\n%s_count %lu\n", name,
+		 sum_ns / 1000000000ul, sum_ns % 1000000000ul, name, count);
+	sb_jbuf_adds(b, line);
+}
+
+static void process(struct sb_jbuf *b, const struct sb_proc_stats *p)
+{
+	if (p->open_fds >= 0) {
+		header(b, "process_open_fds", "gauge", "Open file descriptors.");
+		sample(b, "process_open_fds", NULL, NULL, (unsigned long)p->open_fds);
+	}
+	if (p->max_fds >= 0) {
+		header(b, "process_max_fds", "gauge",
+		       "The most file descriptors the process may open (RLIMIT_NOFILE).");
+		sample(b, "process_max_fds", NULL, NULL, (unsigned long)p->max_fds);
+	}
+	if (p->rss_bytes >= 0) {
+		header(b, "process_resident_memory_bytes", "gauge",
+		       "Resident memory size in bytes.");
+		sample(b, "process_resident_memory_bytes", NULL, NULL,
+		       (unsigned long)p->rss_bytes);
+	}
+}
+
+/* A gauge that several threads add to may be read while one has added and
+ * another not yet subtracted: never show it below zero. */
+static unsigned long nonneg(long v)
+{
+	return v > 0 ? (unsigned long)v : 0;
+}
+
 void sb_metrics_render(struct sb_jbuf *b, struct sb_stats *const *stats,
-		       int n, size_t rooms, size_t peers)
+		       int n, size_t rooms, size_t peers,
+		       const struct sb_proc_stats *proc)
 {
 	struct {
 		unsigned long connections, received, delivered;
 		unsigned long errors[SB_ERR_COUNT], closes[SB_CAUSE_COUNT];
+		long queued_msgs, queued_bytes;
 	} t = { 0 };
 
 	for (int k = 0; k < n; k++) {
@@ -46,6 +150,10 @@ void sb_metrics_render(struct sb_jbuf *b, struct sb_stats *const *stats,
 			t.errors[e] += get(&stats[k]->errors[e]);
 		for (int c = 0; c < SB_CAUSE_COUNT; c++)
 			t.closes[c] += get(&stats[k]->closes[c]);
+		t.queued_msgs += atomic_load_explicit(&stats[k]->depth.msgs,
+						      memory_order_relaxed);
+		t.queued_bytes += atomic_load_explicit(&stats[k]->depth.bytes,
+						       memory_order_relaxed);
 	}
 	header(b, "switchboard_connections", "gauge", "Open WebSocket connections.");
 	sample(b, "switchboard_connections", NULL, NULL, t.connections);
@@ -77,4 +185,13 @@ void sb_metrics_render(struct sb_jbuf *b, struct sb_stats *const *stats,
 		sample(b, "switchboard_worker_connections", "worker", w,
 		       get(&stats[k]->connections));
 	}
+	header(b, "switchboard_queued_messages", "gauge",
+	       "Messages waiting in outbound queues.");
+	sample(b, "switchboard_queued_messages", NULL, NULL, nonneg(t.queued_msgs));
+	header(b, "switchboard_queued_bytes", "gauge",
+	       "Bytes waiting in outbound queues.");
+	sample(b, "switchboard_queued_bytes", NULL, NULL, nonneg(t.queued_bytes));
+	latency(b, stats, n);
+	if (proc)
+		process(b, proc);
 }

@@ -14,6 +14,7 @@ struct sb_msg *sb_msg_new(size_t len)
 		return NULL;
 	atomic_init(&m->refs, 1);
 	m->len = (uint32_t)len;
+	m->t_rx = 0;
 	return m;
 }
 

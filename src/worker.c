@@ -452,6 +452,7 @@ static void handle_relay(struct sb_worker *w, struct sb_sock *s,
 		close_later(s, 1011, SB_CAUSE_LIMIT);	/* out of memory */
 		return;
 	}
+	m->t_rx = uv_hrtime();
 	n = sb_registry_relay(w->srv->reg, c,
 			      req->receiver.present ? req->receiver.p : NULL,
 			      req->receiver.len, m);
@@ -546,6 +547,7 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 		return;
 	}
 	s->conn->owner_data = s;
+	sb_conn_set_depth(s->conn, &w->stats.depth);
 	sb_wsguard_upgrade(&s->rx_state.guard);
 	s->last_rx = s->rate_stamp = s->opened = now_ms(w);
 	s->tokens = 2 * cfg_of(w)->rate;
@@ -726,11 +728,18 @@ static int write_batch(struct sb_worker *w, struct lws *wsi,
 {
 	size_t total = 0, off = 0;
 	unsigned char *p;
+	uint64_t now = 0;
 
 	for (size_t i = 0; i < n; i++)
 		total += 10 + batch[i]->len;
 	p = scratch(w, total);
 	for (size_t i = 0; i < n; i++) {
+		if (batch[i]->t_rx) {
+			/* relay latency, up to here: the write is one call */
+			if (!now)
+				now = uv_hrtime();
+			sb_stat_latency(&w->stats, (unsigned long)(now - batch[i]->t_rx));
+		}
 		if (p) {
 			off += sb_ws_text_header(p + off, batch[i]->len);
 			memcpy(p + off, batch[i]->data, batch[i]->len);

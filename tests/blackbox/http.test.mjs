@@ -213,3 +213,81 @@ describe('metrics values', () => {
     });
   });
 });
+
+describe('operational metrics', () => {
+  function isReference() {
+    return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
+  }
+
+  test('relay latency: one observation per delivered relay, in a cumulative histogram', async (t) => {
+    if (isReference()) return t.skip('the reference has no latency histogram');
+    const own = await startServer(['--workers', '2'], { t });
+    const a = await joined(own.url, 'a', { t, room: 'lat' });
+    const b = await joined(own.url, 'b', { t, room: 'lat' });
+    const c = await joined(own.url, 'c', { t, room: 'lat' });
+    await a.next(isJoinOf('c'));
+    await b.next(isJoinOf('c'));
+    // 3 broadcasts to two peers each, 2 targeted: 8 deliveries of relays
+    for (let i = 0; i < 3; i++) a.send({ type: 'message', payload: { i } });
+    a.send({ type: 'offer', receiverId: 'b', payload: { sdp: 'x' } });
+    c.send({ type: 'icecandidate', receiverId: 'a', payload: { candidate: 'y' } });
+    for (let i = 0; i < 3; i++) { await b.next('message'); await c.next('message'); }
+    await b.next('offer');
+    await a.next('icecandidate');
+    const m = await waitForMetrics(own, (x) => x.get('switchboard_relay_latency_seconds_count') === 8,
+      '8 latency observations');
+    assert.equal(m.types.get('switchboard_relay_latency_seconds'), 'histogram');
+    const buckets = m.series('switchboard_relay_latency_seconds_bucket')
+      .map((s) => [s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), s.value])
+      .sort((x, y) => x[0] - y[0]);
+    assert.ok(buckets.length >= 10, 'buckets from microseconds to a second');
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], 'cumulative');
+    assert.deepEqual(buckets.at(-1), [Infinity, 8]);
+    const sum = m.get('switchboard_relay_latency_seconds_sum');
+    assert.ok(sum > 0 && sum < 8 * T(1), `sum ${sum} s`);
+    // joined, join, leave and error events are not relays
+    c.sendText('nope');
+    await c.next('error');
+    await c.close();
+    await a.next('leave');
+    const after = await getMetrics(own);
+    assert.equal(after.get('switchboard_relay_latency_seconds_count'), 8);
+  });
+
+  test('queued messages and bytes: up while a receiver does not read, back to zero after', async (t) => {
+    if (isReference()) return t.skip('the reference has no queue gauges');
+    const own = await startServer(['--workers', '2', '--max-backlog', String(64 << 20)], { t });
+    const a = await joined(own.url, 'a', { t, room: 'q' });
+    const r = await rawConnect(own, { t });
+    await r.join('slow', { room: 'q' });
+    await a.next(isJoinOf('slow'));
+    r.pause();
+    // more than the socket buffers on both sides hold, under the backlog bound
+    const payload = { blob: 'z'.repeat(60000) };
+    for (let i = 0; i < 300; i++) a.send({ type: 'message', payload });
+    await waitForMetrics(own, (x) => x.get('switchboard_queued_messages') > 0 &&
+      x.get('switchboard_queued_bytes') > 60000, 'messages queued for the reader that does not read', T(10000));
+    r.resume();
+    for (let i = 0; i < 300; i++) await r.next('message', T(10000));
+    await waitForMetrics(own, (x) => x.get('switchboard_queued_messages') === 0 &&
+      x.get('switchboard_queued_bytes') === 0, 'empty queues');
+  });
+
+  test('file descriptors: open and the limit, moving with connections', async (t) => {
+    if (isReference()) return t.skip('the reference has no process metrics');
+    const own = await startServer([], { t });
+    const before = await getMetrics(own);
+    assert.equal(before.types.get('process_open_fds'), 'gauge');
+    const max = before.get('process_max_fds', {}, -1);
+    assert.ok(max > before.get('process_open_fds'), `max ${max}`);
+    assert.ok(before.get('process_resident_memory_bytes') > 0);
+    const clients = [];
+    for (let i = 0; i < 20; i++) clients.push(await connect(own.url, { t }));
+    const m = await getMetrics(own);
+    assert.ok(m.get('process_open_fds') >= before.get('process_open_fds') + 20,
+      `${m.get('process_open_fds')} open with 20 more connections (before: ${before.get('process_open_fds')})`);
+    await Promise.all(clients.map((c) => c.close()));
+    await waitForMetrics(own, (x) => x.get('process_open_fds') <= before.get('process_open_fds') + 1,
+      'the descriptors of the closed connections back', T(8000));
+  });
+});

@@ -503,6 +503,8 @@ static void *sender_main(void *p)
 	return NULL;
 }
 
+static struct sb_qdepth concurrent_depth;
+
 static void test_concurrent_senders(void)
 {
 	struct owner_sched os;
@@ -517,6 +519,7 @@ static void test_concurrent_senders(void)
 	pthread_mutex_init(&os.lock, NULL);
 	pthread_cond_init(&os.cond, NULL);
 	c = sb_conn_new(&os.s, (size_t)1 << 30);
+	sb_conn_set_depth(c, &concurrent_depth);
 	for (int i = 0; i < SENDERS; i++) {
 		args[i].c = c;
 		args[i].who = (uint32_t)i;
@@ -555,6 +558,8 @@ static void test_concurrent_senders(void)
 	for (int i = 0; i < SENDERS; i++)
 		CHECK_EQ_INT(next[i], PER_SENDER);
 	CHECK_EQ_SIZE(sb_conn_backlog(c), 0);
+	CHECK_EQ_INT(atomic_load(&concurrent_depth.msgs), 0);
+	CHECK_EQ_INT(atomic_load(&concurrent_depth.bytes), 0);
 	pthread_mutex_lock(&os.lock);
 	CHECK_EQ_INT(os.calls, drains);
 	CHECK(!os.pending);
@@ -562,6 +567,60 @@ static void test_concurrent_senders(void)
 	sb_conn_unref(c);
 	pthread_mutex_destroy(&os.lock);
 	pthread_cond_destroy(&os.cond);
+}
+
+static void check_depth(struct sb_qdepth *d, long msgs, long bytes)
+{
+	CHECK_EQ_INT(atomic_load(&d->msgs), msgs);
+	CHECK_EQ_INT(atomic_load(&d->bytes), bytes);
+}
+
+/* The depth gauges follow every way a queue grows and shrinks, and two
+ * connections add up in one gauge. */
+static void test_depth(void)
+{
+	struct counting_sched cs;
+	struct sb_qdepth d = { 0 };
+	struct sb_conn *a, *b;
+	struct sb_msg *m10 = msg_of_len(10, 'a'), *m20 = msg_of_len(20, 'b');
+	struct sb_msg *out[4];
+	bool overflow, more;
+
+	sched_init(&cs);
+	a = sb_conn_new(&cs.s, 100);
+	b = sb_conn_new(&cs.s, 100);
+	sb_conn_set_depth(a, &d);
+	sb_conn_set_depth(b, &d);
+	CHECK_EQ_INT(sb_conn_send(a, m10), 0);
+	CHECK_EQ_INT(sb_conn_send(a, m20), 0);
+	CHECK_EQ_INT(sb_conn_send(b, m20), 0);
+	check_depth(&d, 3, 50);
+	CHECK_EQ_SIZE(sb_conn_take(a, out, 1, 1000, &overflow, &more), 1);
+	sb_msg_unref(out[0]);
+	check_depth(&d, 2, 40);
+	/* an overflow drops the whole queue */
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ_INT(sb_conn_send(b, m20), 0);	/* 100: the bound */
+	check_depth(&d, 6, 120);
+	CHECK_EQ_INT(sb_conn_send(b, m20), -ENOBUFS);
+	CHECK(sb_conn_is_dead(b));
+	check_depth(&d, 1, 20);
+	CHECK_EQ_INT(sb_conn_send(b, m10), -EPIPE);
+	check_depth(&d, 1, 20);
+	/* a kill drops it too; so does the last reference */
+	sb_conn_kill(a);
+	check_depth(&d, 0, 0);
+	CHECK_EQ_INT(sb_conn_send(a, m10), -EPIPE);
+	sb_conn_unref(a);
+	sb_conn_unref(b);
+	b = sb_conn_new(&cs.s, 100);
+	sb_conn_set_depth(b, &d);
+	CHECK_EQ_INT(sb_conn_send(b, m10), 0);
+	check_depth(&d, 1, 10);
+	sb_conn_unref(b);
+	check_depth(&d, 0, 0);
+	sb_msg_unref(m10);
+	sb_msg_unref(m20);
 }
 
 int main(void)
@@ -578,5 +637,6 @@ int main(void)
 	RUN_TEST(test_kill);
 	RUN_TEST(test_conn_refcount);
 	RUN_TEST(test_concurrent_senders);
+	RUN_TEST(test_depth);
 	return check_summary();
 }

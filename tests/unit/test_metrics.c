@@ -40,6 +40,9 @@ static const struct {
 #define NE (sizeof(error_codes) / sizeof(error_codes[0]))
 #define NC (sizeof(close_causes) / sizeof(close_causes[0]))
 
+/* What render() passes as the process's figures. */
+static const struct sb_proc_stats *render_proc;
+
 /* The rendered text, NUL-terminated for line scanning. */
 static char *render(struct sb_stats *const *stats, int n, size_t rooms,
 		    size_t peers)
@@ -49,7 +52,7 @@ static char *render(struct sb_stats *const *stats, int n, size_t rooms,
 
 	sb_jbuf_init(&b, (size_t)1 << 20);
 	sb_jbuf_adds(&b, "# before\n");	/* render appends */
-	sb_metrics_render(&b, stats, n, rooms, peers);
+	sb_metrics_render(&b, stats, n, rooms, peers, render_proc);
 	CHECK(!sb_jbuf_failed(&b));
 	CHECK(b.len > 9);
 	CHECK_EQ_MEM(b.p, 9, "# before\n", 9);
@@ -142,8 +145,9 @@ static void check_well_formed(const char *text)
 			CHECK_EQ_INT(*p, ' ');
 			p++;
 			CHECK(p < end);
+			CHECK(*p >= '0' && *p <= '9');
 			while (p < end) {
-				CHECK(*p >= '0' && *p <= '9');
+				CHECK((*p >= '0' && *p <= '9') || *p == '.');
 				p++;
 			}
 		}
@@ -288,10 +292,127 @@ static void test_each_counter_is_its_own(void)
 	}
 }
 
+/* The text of the one sample line of series, without the newline. */
+static void expect_sample_text(const char *text, const char *series,
+			       const char *want)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "\n%s %s\n", series, want);
+	if (!strstr(text, line))
+		fprintf(stderr, "  wanted '%s %s' in:\n%s", series, want, text);
+	CHECK(strstr(text, line) != NULL);
+}
+
+/* A latency lands in the first bucket whose bound it does not exceed; the
+ * histogram is cumulative, summed over the workers, with sum and count. */
+static void test_latency_histogram(void)
+{
+	static struct sb_stats a, b;
+	struct sb_stats *both[2] = { &a, &b };
+	char *text;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	sb_stat_latency(&a, 1);			/* first bucket */
+	sb_stat_latency(&a, 50000);		/* on the bound: still the first */
+	sb_stat_latency(&b, 50001);		/* the second */
+	sb_stat_latency(&b, 1000000);		/* 1 ms */
+	sb_stat_latency(&a, 2000000000);	/* over every bound */
+	CHECK_EQ_INT(atomic_load(&a.latency[0]), 2);
+	CHECK_EQ_INT(atomic_load(&b.latency[1]), 1);
+	CHECK_EQ_INT(atomic_load(&b.latency[4]), 1);
+	CHECK_EQ_INT(atomic_load(&a.latency[SB_LAT_BUCKETS]), 1);
+
+	text = render(both, 2, 0, 0);
+	check_well_formed(text);
+	expect_type(text, "switchboard_relay_latency_seconds", "histogram");
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"5e-05\"}"), 2);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"0.0001\"}"), 3);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"0.0005\"}"), 3);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"0.001\"}"), 4);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"1\"}"), 4);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_bucket{le=\"+Inf\"}"), 5);
+	CHECK_EQ_INT(sample_value(text, "switchboard_relay_latency_seconds_count"), 5);
+	/* 1 + 50000 + 50001 + 1000000 + 2000000000 ns */
+	expect_sample_text(text, "switchboard_relay_latency_seconds_sum", "2.001100002");
+	free(text);
+}
+
+/* The queue depth gauges add up over the workers; the process's figures
+ * appear when given. */
+static void test_depth_and_process(void)
+{
+	static struct sb_stats a, b;
+	struct sb_stats *both[2] = { &a, &b };
+	struct sb_proc_stats proc = { .open_fds = 12, .max_fds = 20000,
+				      .rss_bytes = 1 << 20 };
+	char *text;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	atomic_store(&a.depth.msgs, 3);
+	atomic_store(&a.depth.bytes, 300);
+	atomic_store(&b.depth.msgs, 4);
+	atomic_store(&b.depth.bytes, 4000);
+	text = render(both, 2, 0, 0);
+	check_well_formed(text);
+	expect_type(text, "switchboard_queued_messages", "gauge");
+	expect_type(text, "switchboard_queued_bytes", "gauge");
+	CHECK_EQ_INT(sample_value(text, "switchboard_queued_messages"), 7);
+	CHECK_EQ_INT(sample_value(text, "switchboard_queued_bytes"), 4300);
+	CHECK(strstr(text, "process_open_fds") == NULL);
+	free(text);
+
+	render_proc = &proc;
+	text = render(both, 2, 0, 0);
+	render_proc = NULL;
+	check_well_formed(text);
+	CHECK_EQ_INT(sample_value(text, "process_open_fds"), 12);
+	CHECK_EQ_INT(sample_value(text, "process_max_fds"), 20000);
+	CHECK_EQ_INT(sample_value(text, "process_resident_memory_bytes"), 1 << 20);
+	expect_type(text, "process_open_fds", "gauge");
+	free(text);
+
+	/* unknown figures are left out */
+	proc.open_fds = -1;
+	render_proc = &proc;
+	text = render(both, 2, 0, 0);
+	render_proc = NULL;
+	CHECK(strstr(text, "process_open_fds") == NULL);
+	CHECK_EQ_INT(sample_value(text, "process_max_fds"), 20000);
+	free(text);
+}
+
+/* The process's figures as read: descriptors opened are counted. */
+static void test_proc_read(void)
+{
+	struct sb_proc_stats before, after;
+	FILE *f[5];
+
+	sb_proc_stats_read(&before);
+	CHECK(before.open_fds >= 3);	/* stdin, stdout, stderr at least */
+	CHECK(before.max_fds > before.open_fds);
+	CHECK(before.rss_bytes > 0);
+	for (int i = 0; i < 5; i++) {
+		f[i] = fopen("/dev/null", "r");
+		CHECK(f[i] != NULL);
+	}
+	sb_proc_stats_read(&after);
+	CHECK_EQ_INT(after.open_fds, before.open_fds + 5);
+	for (int i = 0; i < 5; i++)
+		fclose(f[i]);
+	sb_proc_stats_read(&after);
+	CHECK_EQ_INT(after.open_fds, before.open_fds);
+}
+
 int main(void)
 {
 	RUN_TEST(test_sums_over_workers);
 	RUN_TEST(test_zeros);
 	RUN_TEST(test_each_counter_is_its_own);
+	RUN_TEST(test_latency_histogram);
+	RUN_TEST(test_depth_and_process);
+	RUN_TEST(test_proc_read);
 	return check_summary();
 }
