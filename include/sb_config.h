@@ -14,6 +14,7 @@
 #define SB_ORIGINS_MAX 16	/* --allowed-origin, at most this many */
 #define SB_ORIGIN_MAX 256	/* bytes of one origin, with its NUL */
 #define SB_TRUSTED_MAX 32	/* --trusted-proxy, at most this many */
+#define SB_PATH_MAX 1024	/* bytes of a file name, with its NUL */
 
 struct sb_config {
 	char bind[SB_BIND_MAX];	/* listen address, "::" by default */
@@ -35,6 +36,8 @@ struct sb_config {
 	struct sb_cidr trusted[SB_TRUSTED_MAX];	/* --trusted-proxy */
 	int ntrusted;			/* 0: no proxy is trusted */
 	int handshake_timeout;		/* seconds to finish an HTTP request */
+	char tls_cert[SB_PATH_MAX];	/* PEM certificate chain; "" = no TLS */
+	char tls_key[SB_PATH_MAX];	/* its PEM private key */
 };
 
 enum {
@@ -65,6 +68,10 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
  */
 int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		  char *msg, size_t msglen);
+
+/* Checks what no single option can: --tls-cert and --tls-key come
+ * together.  0, or -EINVAL with a reason in msg.  After env and parse. */
+int sb_config_check(const struct sb_config *cfg, char *msg, size_t msglen);
 
 /* The --help text. */
 extern const char sb_config_usage[];

@@ -13,6 +13,10 @@
  * which the worker makes happen at once (lws_service_fd in its check
  * phase) instead of waiting for the socket to poll readable again.
  *
+ * TLS.  lws reads a TLS connection with SSL_read(), which the executable
+ * defines as well, so that the guard and the read-ahead work on the
+ * plaintext in the same way (see recv_hook.c).
+ *
  * A table indexed by descriptor holds the guards.  A worker attaches a
  * guard before it adopts the socket and detaches it when lws destroys the
  * wsi.  The descriptor may already be reused by then: detaching clears the
@@ -28,11 +32,14 @@
 /* The most one read takes from the kernel. */
 #define SB_RX_READ_MAX 65536
 
+struct ssl_st;
+
 /* One socket's view: its guard, and what was read but not yet given. */
 struct sb_rx {
 	struct sb_wsguard guard;	/* first */
 	unsigned char *stash;		/* NULL when empty */
 	uint32_t stash_off, stash_len;
+	struct ssl_st *tls;		/* its TLS session, once read through */
 };
 
 /* Sizes the table for descriptors below nfds and sets what is called (on
@@ -45,6 +52,10 @@ int sb_recv_hook_init(int nfds, void (*on_fail)(struct sb_rx *rx),
 /* Any thread; fd's owner.  rx is initialized by attach. */
 void sb_recv_hook_attach(int fd, struct sb_rx *rx);
 void sb_recv_hook_detach(int fd, struct sb_rx *rx);
+
+/* Bytes read and not yet given to lws: the stash, and with TLS what
+ * OpenSSL holds decrypted.  fd's owner. */
+size_t sb_recv_hook_unread(struct sb_rx *rx);
 
 /* Frees what rx's stash holds.  fd's owner. */
 void sb_recv_hook_release(struct sb_rx *rx);

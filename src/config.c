@@ -36,6 +36,9 @@ const char sb_config_usage[] =
 	"                           none, the headers are ignored)\n"
 	"      --handshake-timeout SECONDS  time a new connection has to send its\n"
 	"                           HTTP request or upgrade (default 10)\n"
+	"      --tls-cert FILE      serve wss:// and https:// with this PEM\n"
+	"                           certificate chain (with --tls-key; default: none)\n"
+	"      --tls-key FILE       the certificate's PEM private key\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
@@ -80,6 +83,8 @@ static const struct option_spec specs[] = {
 	{ NULL, "--allowed-origin", K_ORIGIN, 0, 0, FIELD(norigins) },
 	{ NULL, "--trusted-proxy", K_CIDR, 0, 0, FIELD(ntrusted) },
 	{ NULL, "--handshake-timeout", K_INT, 1, 3600, FIELD(handshake_timeout) },
+	{ NULL, "--tls-cert", K_STR, 0, 0, FIELD(tls_cert) },
+	{ NULL, "--tls-key", K_STR, 0, 0, FIELD(tls_key) },
 };
 
 void sb_config_defaults(struct sb_config *cfg)
@@ -252,6 +257,15 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 			snprintf(msg, msglen, "%s: %s", var, why);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+int sb_config_check(const struct sb_config *cfg, char *msg, size_t msglen)
+{
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		snprintf(msg, msglen, "--tls-cert and --tls-key go together");
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -29,6 +29,8 @@ int main(int argc, char **argv)
 	rc = sb_config_env(&cfg, env, msg, sizeof(msg));
 	if (rc == 0)
 		rc = sb_config_parse(&cfg, argc, argv, msg, sizeof(msg));
+	if (rc == SB_CONFIG_RUN)
+		rc = sb_config_check(&cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		fprintf(stderr, "switchboard: %s\ntry 'switchboard --help'\n", msg);
 		return 2;

@@ -1,6 +1,10 @@
 #include "sb_recv_hook.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -45,6 +49,15 @@ void sb_recv_hook_detach(int fd, struct sb_rx *rx)
 		atomic_compare_exchange_strong(&table[fd], &expect, NULL);
 }
 
+size_t sb_recv_hook_unread(struct sb_rx *rx)
+{
+	size_t n = rx->stash_len;
+
+	if (rx->tls)
+		n += (size_t)SSL_pending(rx->tls);
+	return n;
+}
+
 void sb_recv_hook_release(struct sb_rx *rx)
 {
 	free(rx->stash);
@@ -65,44 +78,59 @@ static ssize_t from_stash(struct sb_rx *rx, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
-static ssize_t sys_recv(int fd, void *buf, size_t len, int flags)
-{
-	return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
-}
+/*
+ * A transport the guard reads through: the socket itself (recv) or the TLS
+ * session on it (SSL_read).  read returns > 0 for bytes, else the
+ * transport's own failure value, passed back to lws untouched.
+ */
+struct transport {
+	int (*read)(void *ctx, void *buf, size_t len, bool peek);
+	void *ctx;
+	bool tls;	/* ctx is the SSL session */
+};
 
-ssize_t recv(int fd, void *buf, size_t len, int flags);
+/* What guarded() tells its caller to give lws. */
+enum outcome {
+	GIVE,		/* *n bytes are in buf */
+	PASS,		/* the transport's own result *n, as it is */
+	AGAIN,		/* nothing now: lws must wait for the socket */
+	END,		/* the stream is over for lws */
+};
 
-ssize_t recv(int fd, void *buf, size_t len, int flags)
+static enum outcome guarded(struct sb_rx *rx, const struct transport *t,
+			    void *buf, size_t len, int *n)
 {
-	struct sb_rx *rx = NULL;
-	struct sb_wsguard *g;
-	ssize_t n;
+	struct sb_wsguard *g = &rx->guard;
 	size_t ok, give;
 	bool failed;
 
-	if (fd >= 0 && fd < table_size && table)
-		rx = atomic_load_explicit(&table[fd], memory_order_acquire);
-	if (!rx || flags)
-		return sys_recv(fd, buf, len, flags);
-	g = &rx->guard;
-
+	if (len > INT_MAX)
+		len = INT_MAX;
 	switch (g->mode) {
 	case SB_WSG_HTTP:
 		/* hand over one header block at a time: see sb_wsguard.h */
-		n = sys_recv(fd, buf, len, MSG_PEEK);
-		if (n <= 0)
-			return n;
-		ok = sb_wsguard_http(g, buf, (size_t)n);
-		return sys_recv(fd, buf, ok, 0);
+		*n = t->read(t->ctx, buf, len, true);
+		if (*n <= 0)
+			return PASS;
+		ok = sb_wsguard_http(g, buf, (size_t)*n);
+		*n = t->read(t->ctx, buf, ok, false);
+		/* The rest of a TLS record stays inside OpenSSL, where no poll
+		 * sees it (lws looks only when a read filled its buffer): have
+		 * the worker come back for it as for read-ahead. */
+		if (*n > 0 && t->tls && SSL_pending(t->ctx) && stash_cb)
+			stash_cb(rx);
+		return PASS;
 	case SB_WSG_WS:
-		if (rx->stash_len)
-			return from_stash(rx, buf, len);
-		n = sys_recv(fd, readbuf, sizeof(readbuf), 0);
-		if (n <= 0)
-			return n;
+		if (rx->stash_len) {
+			*n = (int)from_stash(rx, buf, len);
+			return GIVE;
+		}
+		*n = t->read(t->ctx, readbuf, sizeof(readbuf), false);
+		if (*n <= 0)
+			return PASS;
 		g->rx_seen = true;	/* any frame counts as life */
-		ok = sb_wsguard_frames(g, readbuf, (size_t)n);
-		failed = ok < (size_t)n;
+		ok = sb_wsguard_frames(g, readbuf, (size_t)*n);
+		failed = ok < (size_t)*n;
 		give = ok < len ? ok : len;
 		memcpy(buf, readbuf, give);
 		if (ok > give) {
@@ -121,17 +149,134 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 		}
 		if (failed && fail_cb)
 			fail_cb(rx);
-		if (give)
-			return (ssize_t)give;
-		errno = EAGAIN;
-		return -1;
+		*n = (int)give;
+		return give ? GIVE : AGAIN;
 	case SB_WSG_CLOSED:
 		/* our close frame is out and the stream cannot be parsed any
 		 * more: whatever the client answers ends the connection */
-		n = sys_recv(fd, buf, len, 0);
-		return n < 0 ? n : 0;
+		*n = t->read(t->ctx, buf, len, false);
+		return *n < 0 ? PASS : END;
+	default:
+		return AGAIN;
+	}
+}
+
+static struct sb_rx *lookup(int fd)
+{
+	if (fd >= 0 && fd < table_size && table)
+		return atomic_load_explicit(&table[fd], memory_order_acquire);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ plain TCP */
+
+static ssize_t sys_recv(int fd, void *buf, size_t len, int flags)
+{
+	return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
+
+static int tcp_read(void *ctx, void *buf, size_t len, bool peek)
+{
+	ssize_t n = sys_recv(*(int *)ctx, buf, len, peek ? MSG_PEEK : 0);
+
+	return n > INT_MAX ? INT_MAX : (int)n;	/* len is at most INT_MAX */
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags);
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	struct sb_rx *rx = lookup(fd);
+	struct transport t = { tcp_read, &fd, false };
+	int n;
+
+	if (!rx || flags)
+		return sys_recv(fd, buf, len, flags);
+	switch (guarded(rx, &t, buf, len, &n)) {
+	case GIVE:
+	case PASS:
+		return n;
+	case END:
+		return 0;
 	default:
 		errno = EAGAIN;
 		return -1;
 	}
+}
+
+/* ------------------------------------------------------------ TLS */
+
+/*
+ * With TLS, lws reads through SSL_read(), and the executable defines that
+ * too: the guard then sees the plaintext, exactly as recv() gives it for
+ * plain TCP.  "Nothing now" is said the way OpenSSL says it: SSL_read()
+ * fails, SSL_get_error() answers SSL_ERROR_WANT_READ and SSL_want() answers
+ * SSL_READING, which lws asks in that order right after the read; the
+ * executable defines those two as well and answers so for that one session
+ * on that thread, and otherwise calls OpenSSL's own.
+ */
+static int (*real_ssl_read)(SSL *, void *, int);
+static int (*real_ssl_get_error)(const SSL *, int);
+static int (*real_ssl_want)(const SSL *);
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+/* The session whose last SSL_read() said "nothing now", on this thread. */
+static _Thread_local const SSL *want_read;
+
+static void tls_resolve(void)
+{
+	real_ssl_read = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
+	real_ssl_get_error = (int (*)(const SSL *, int))dlsym(RTLD_NEXT,
+							      "SSL_get_error");
+	real_ssl_want = (int (*)(const SSL *))dlsym(RTLD_NEXT, "SSL_want");
+}
+
+static int tls_read(void *ctx, void *buf, size_t len, bool peek)
+{
+	SSL *ssl = ctx;
+
+	return peek ? SSL_peek(ssl, buf, (int)len) : real_ssl_read(ssl, buf, (int)len);
+}
+
+int SSL_read(SSL *ssl, void *buf, int num)
+{
+	struct sb_rx *rx;
+	struct transport t = { tls_read, ssl, true };
+	int n;
+
+	pthread_once(&tls_once, tls_resolve);
+	want_read = NULL;
+	rx = num > 0 ? lookup(SSL_get_fd(ssl)) : NULL;
+	if (!rx)
+		return real_ssl_read(ssl, buf, num);
+	rx->tls = ssl;
+	switch (guarded(rx, &t, buf, (size_t)num, &n)) {
+	case GIVE:
+	case PASS:
+		return n;
+	case END:
+		return 0;
+	default:
+		want_read = ssl;
+		errno = EAGAIN;
+		return -1;
+	}
+}
+
+int SSL_get_error(const SSL *ssl, int ret)
+{
+	pthread_once(&tls_once, tls_resolve);
+	if (ssl && ssl == want_read && ret < 0)
+		return SSL_ERROR_WANT_READ;
+	return real_ssl_get_error(ssl, ret);
+}
+
+int SSL_want(const SSL *ssl)
+{
+	pthread_once(&tls_once, tls_resolve);
+	if (ssl && ssl == want_read) {
+		want_read = NULL;
+		return SSL_READING;
+	}
+	return real_ssl_want(ssl);
 }

@@ -120,6 +120,20 @@ static int open_listener(struct sb_server *srv)
 	return fd;
 }
 
+/* Whether file can be read, logged when not: a typing mistake in a path is
+ * better said in those words than as a failed TLS set-up. */
+static bool readable(const char *file, const char *option)
+{
+	FILE *f = fopen(file, "re");
+
+	if (!f) {
+		sb_log(SB_LOG_ERROR, errno, "%s %s", option, file);
+		return false;
+	}
+	fclose(f);
+	return true;
+}
+
 int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 {
 	int nfds, rc;
@@ -138,6 +152,9 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	sb_map_init(srv->ips);
 	sb_map_seed();
 
+	if (cfg->tls_cert[0] && (!readable(cfg->tls_cert, "--tls-cert") ||
+				 !readable(cfg->tls_key, "--tls-key")))
+		return -ENOENT;
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
 	if (sb_recv_hook_init(nfds, sb_worker_guard_failed, sb_worker_stashed))

@@ -85,6 +85,7 @@ struct sb_sock {
 	uint16_t close_code;		/* 0: drop without a close frame */
 	uint8_t cause;			/* enum sb_cause, once closing */
 	bool adopting;			/* inside lws_adopt_*() */
+	bool orphan;			/* adopt failed; lws destroys it later */
 	bool admitted;			/* counted against the connection limits */
 	bool closing;			/* a close is decided */
 	bool on_close_list;
@@ -115,6 +116,7 @@ struct sb_worker {
 	uv_idle_t idle;			/* keeps poll from blocking meanwhile */
 	uv_timer_t tick;		/* heartbeat, drain deadline */
 	struct lws_context *ctx;	/* NULL once destroyed */
+	bool ctx_dying;			/* lws began destroying it itself */
 	struct lws_vhost *vh;
 
 	pthread_mutex_t lock;		/* the inbox: */
@@ -135,6 +137,7 @@ struct sb_worker {
 	struct sb_sock *close_list;
 	struct sb_sock *stash_list;	/* sockets whose read-ahead waits */
 	struct sb_sock *socks;		/* WebSocket connections */
+	struct sb_sock *orphans;	/* failed adoptions lws still holds */
 	unsigned nsocks;
 	struct sb_codec *codec;
 	unsigned char *scratch;		/* LWS_PRE + a message, for lws_write */
@@ -304,20 +307,22 @@ static void service_stash(struct sb_worker *w, struct sb_sock *s)
 	int stalls = 0;
 
 	s->servicing = true;
-	while (s->rx_state.stash_len && s->wsi && !s->closing && !s->destroyed) {
+	while (s->wsi && !s->closing && !s->destroyed &&
+	       sb_recv_hook_unread(&s->rx_state)) {
 		struct lws_pollfd pfd = { .fd = s->fd, .events = LWS_POLLIN,
 					  .revents = LWS_POLLIN };
-		uint32_t before = s->rx_state.stash_len;
+		size_t before = sb_recv_hook_unread(&s->rx_state);
 
 		if (lws_service_fd(w->ctx, &pfd) < 0)
 			break;
-		if (s->rx_state.stash_len == before && ++stalls >= 2) {
+		if (!s->destroyed &&
+		    sb_recv_hook_unread(&s->rx_state) == before && ++stalls >= 2) {
 			if (!s->destroyed && s->stash_retries++ < 8)
 				stash_later(s);
 			break;
 		}
 	}
-	if (!s->rx_state.stash_len)
+	if (!s->destroyed && !sb_recv_hook_unread(&s->rx_state))
 		s->stash_retries = 0;
 	s->servicing = false;
 	if (s->destroyed) {
@@ -972,10 +977,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			ws_closed(w, s);
 		unadmit(w, s);	/* admitted, but the upgrade never finished */
 		sb_recv_hook_detach(s->fd, &s->rx_state);
+		s->rx_state.tls = NULL;	/* lws frees the session */
 		s->wsi = NULL;
 		if (s->adopting) {
 			s->destroyed = true;	/* adopt() cleans up */
 			return 0;
+		}
+		if (s->orphan) {
+			if (s->prev)
+				s->prev->next = s->next;
+			else
+				w->orphans = s->next;
+			if (s->next)
+				s->next->prev = s->prev;
+			s->orphan = false;
 		}
 		atomic_fetch_sub(&w->load, 1);
 		if (s->on_close_list || s->on_stash_list || s->servicing)
@@ -1046,11 +1061,27 @@ static void adopt(struct sb_worker *w, int fd, const struct sb_addr *peer)
 	memset(&desc, 0, sizeof(desc));
 	desc.vh = w->vh;
 	desc.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
+	if (cfg_of(w)->tls_cert[0])
+		desc.type |= LWS_ADOPT_ALLOW_SSL;
 	desc.fd.sockfd = fd;
 	desc.opaque = s;
 	s->adopting = true;
 	wsi = lws_adopt_descriptor_vhost_via_info(&desc);
 	s->adopting = false;
+	if (!wsi && !s->destroyed) {
+		/* Failed after lws made the wsi (a TLS handshake that failed
+		 * at once, say): lws closes it, and with libuv finishes that
+		 * only when the handle is closed, so WSI_DESTROY comes later
+		 * and frees s.  Listed meanwhile, in case it never does. */
+		sb_recv_hook_detach(fd, &s->rx_state);
+		s->orphan = true;
+		s->prev = NULL;
+		s->next = w->orphans;
+		if (w->orphans)
+			w->orphans->prev = s;
+		w->orphans = s;
+		return;
+	}
 	if (!wsi || s->destroyed) {
 		/* lws closed fd itself */
 		sb_recv_hook_detach(fd, &s->rx_state);
@@ -1249,17 +1280,31 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
 	info.timeout_secs_ah_idle = srv->cfg.handshake_timeout;
 	info.retry_and_idle_policy = &no_validity;
 	info.vhost_name = "switchboard";
+	if (srv->cfg.tls_cert[0]) {
+		/* every context initializes OpenSSL for itself, or its vhost
+		 * serves plaintext; contexts are made one after the other on
+		 * the main thread (LWS-THREADING) */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = srv->cfg.tls_cert;
+		info.ssl_private_key_filepath = srv->cfg.tls_key;
+	}
 	info.server_string = "switchboard";
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {
-		sb_log(SB_LOG_ERROR, 0, "%s: cannot create the libwebsockets context",
-		       w->name);
+		sb_log(SB_LOG_ERROR, 0, "%s: cannot create the libwebsockets context%s",
+		       w->name, srv->cfg.tls_cert[0] ?
+		       " (are --tls-cert and --tls-key a PEM certificate and its key?)" : "");
 		sb_worker_free(w);
 		return NULL;
 	}
 	w->vh = lws_get_vhost_by_name(w->ctx, "switchboard");
 	if (!w->vh) {
-		sb_log(SB_LOG_ERROR, 0, "%s: no vhost", w->name);
+		/* with a foreign loop lws returns a context it has already
+		 * begun to destroy when its vhost failed (context.c) */
+		w->ctx_dying = true;
+		sb_log(SB_LOG_ERROR, 0, "%s: cannot set up the server%s", w->name,
+		       srv->cfg.tls_cert[0] ?
+		       " (are --tls-cert and --tls-key a PEM certificate and its key?)" : "");
 		sb_worker_free(w);
 		return NULL;
 	}
@@ -1353,7 +1398,7 @@ void sb_worker_free(struct sb_worker *w)
 		uv_close((uv_handle_t *)&w->idle, NULL);
 		uv_close((uv_handle_t *)&w->tick, NULL);
 	}
-	if (w->ctx)
+	if (w->ctx && !w->ctx_dying)
 		lws_context_destroy(w->ctx);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	if (w->ctx)
@@ -1365,6 +1410,11 @@ void sb_worker_free(struct sb_worker *w)
 	free(w->fds);
 	run_ready_list(w, w->ready);
 	run_ready_list(w, w->self_ready);
+	/* failed adoptions lws never came back for */
+	for (struct sb_sock *s = w->orphans, *n; s; s = n) {
+		n = s->next;
+		free_sock(s);
+	}
 	/* sockets lws destroyed while our lists still held them */
 	for (struct sb_sock *s = w->stash_list, *n; s; s = n) {
 		n = s->stash_next;

@@ -5,6 +5,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { T, track, untrack, withTimeout } from './harness.mjs';
 import { MessageQueue } from './queue.mjs';
 
@@ -92,14 +93,17 @@ export class FrameDecoder {
   }
 }
 
-function openSocket(host, port, timeout) {
+function openSocket(host, port, timeout, secure = false) {
   return withTimeout(new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
+    // secure: TLS, trusting any certificate (tests make their own)
+    const s = secure
+      ? tls.connect({ host, port, rejectUnauthorized: false, servername: 'localhost' })
+      : net.connect({ host, port });
     s.setNoDelay(true);
     // Never an unhandled 'error' (a reset after a timeout, say); the users
     // of the socket add their own listeners.
     s.on('error', (err) => { s.lastError = err; });
-    s.once('connect', () => { s.off('error', reject); resolve(s); });
+    s.once(secure ? 'secureConnect' : 'connect', () => { s.off('error', reject); resolve(s); });
     s.once('error', reject);
   }), timeout, `a TCP connection to ${host}:${port}`);
 }
@@ -346,11 +350,12 @@ function upgradeRequest(host, port, path, key, headers) {
 // the upgrade request. With `t` the socket is destroyed when the test ends.
 export async function rawConnect(target, {
   t, name, path = '/', headers = {}, pipelined, autoPong = true, echoClose = true, timeout = T(5000), host,
+  secure = false,
 } = {}) {
   counter += 1;
   const label = name || `raw${counter}`;
   const h = host || target.httpHost;
-  const socket = await openSocket(h, target.port, timeout);
+  const socket = await openSocket(h, target.port, timeout, secure);
   const holder = { destroy: () => socket.destroy() };
   track(holder);
   if (t) t.after(() => socket.destroy());
