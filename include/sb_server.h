@@ -28,6 +28,7 @@
 struct sb_worker;
 struct sb_acceptor;
 struct sb_stats;
+struct ssl_ctx_st;
 
 struct sb_server {
 	struct sb_config cfg;		/* immutable after start */
@@ -38,6 +39,10 @@ struct sb_server {
 	int listen_fd;
 	char listen_name[INET6_ADDRSTRLEN + 16];	/* "[::]:8080" */
 	atomic_bool draining;		/* set once, by main, at shutdown */
+	/* With TLS, lws would make a client TLS context per worker, loading
+	 * the system's CA certificates into each (and 4.1 never frees it): it
+	 * is given this empty one instead.  Immutable after start. */
+	struct ssl_ctx_st *tls_client_ctx;
 
 	pthread_mutex_t lock;		/* leaf */
 	pthread_cond_t cond;		/* signalled when a worker drains */

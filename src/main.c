@@ -43,6 +43,10 @@ int main(int argc, char **argv)
 		printf("switchboard %s (protocol 1)\n", SB_VERSION);
 		return 0;
 	}
+	/* Without TZ, glibc re-reads /etc/localtime and replaces its copy of
+	 * the zone's name on every localtime() (lws calls it from the
+	 * workers): name the default once, before any thread starts. */
+	setenv("TZ", ":/etc/localtime", 0);
 	sb_log_set_level(cfg.log_level);
 	sb_log_set_json(cfg.log_json);
 	sb_log(SB_LOG_INFO, 0, "switchboard %s starting", SB_VERSION);

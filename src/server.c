@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,11 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	if (cfg->tls_cert[0] && (!readable(cfg->tls_cert, "--tls-cert") ||
 				 !readable(cfg->tls_key, "--tls-key")))
 		return -ENOENT;
+	if (cfg->tls_cert[0]) {
+		srv->tls_client_ctx = SSL_CTX_new(TLS_client_method());
+		if (!srv->tls_client_ctx)
+			return -ENOMEM;
+	}
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
 	if (sb_recv_hook_init(nfds, sb_worker_guard_failed, sb_worker_stashed))
@@ -308,6 +314,7 @@ void sb_server_release(struct sb_server *srv)
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	sb_registry_free(srv->reg);
+	SSL_CTX_free(srv->tls_client_ctx);
 	if (srv->ips) {
 		void *v;
 

@@ -1287,6 +1287,7 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = srv->cfg.tls_cert;
 		info.ssl_private_key_filepath = srv->cfg.tls_key;
+		info.provided_client_ssl_ctx = srv->tls_client_ctx;
 	}
 	info.server_string = "switchboard";
 	w->ctx = lws_create_context(&info);

@@ -604,7 +604,7 @@ static void test_trusted_proxies(void)
 	/* at most SB_TRUSTED_MAX */
 	sb_config_defaults(&cfg);
 	{
-		char *args[2 * SB_TRUSTED_MAX + 3];
+		char *args[2 * (SB_TRUSTED_MAX + 1) + 2];
 		char vals[SB_TRUSTED_MAX + 1][32];
 		int n = 0;
 
