@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what switchboard needs from Debian 12 and is not there yet.
 #   scripts/deps.sh          build and run dependencies
-#   scripts/deps.sh --test   also what the test suite needs (Node.js, npm)
+#   scripts/deps.sh --test   also what the test suite needs (Node.js, npm,
+#                            nginx and openssl)
 # Runs apt-get as root, or through sudo for another user.  Installs nothing
 # when everything is present.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
-      libjson-c-dev libuv1-dev)
+      libjson-c-dev libuv1-dev libssl-dev)
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(curl)
+	# nginx.test.mjs puts Debian's nginx in front of the server, with a
+	# certificate made by the openssl command line.  Only the binary is
+	# used; the test runs its own instance on a loopback port.
+	pkgs+=(nginx openssl)
 	# The suite's clients run on Node.js (18 or newer); Debian's is fine,
 	# and one installed some other way is used as it is.
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

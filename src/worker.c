@@ -11,7 +11,10 @@
  * Closing a connection from outside its own lws callback (backlog overflow,
  * heartbeat, a guard violation, shutdown) is deferred to the check phase of
  * the loop, where no lws callback is running: lws_close_reason() then
- * lws_set_timeout(LWS_TO_KILL_SYNC), which sends the close frame.
+ * lws_set_timeout(LWS_TO_KILL_SYNC), which sends the close frame; or, when
+ * lws still holds bytes the client has not taken (it would drop the close
+ * frame to flush them), from the WRITEABLE callback once they are out,
+ * within CLOSE_FLUSH_SECS.
  */
 #include "sb_worker.h"
 
@@ -48,6 +51,8 @@
 #define BATCH_BYTES 65536
 /* The most one send() carries (lws's tx_packet_size): a whole batch. */
 #define TX_MAX (4 * BATCH_BYTES)
+/* How long a close frame waits behind bytes the client does not read. */
+#define CLOSE_FLUSH_SECS 5
 /* The payload of our heartbeat pings (clients echo it in their pongs). */
 #define PING_DATA "sb"
 
@@ -95,6 +100,7 @@ struct sb_sock {
 	bool destroyed;			/* lws freed the wsi; free us later */
 	bool ping_due, ping_sent;
 	bool drain_close;		/* close with 1001 once the queue is empty */
+	bool close_after_flush;		/* the close frame waits for lws's bytes */
 };
 
 /* A socket the acceptor hands over, and who is at the other end. */
@@ -374,8 +380,18 @@ static void on_check(uv_check_t *h)
 				}
 				if (s->rx_state.guard.mode == SB_WSG_FAILED)
 					s->rx_state.guard.mode = SB_WSG_CLOSED;
-				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-						LWS_TO_KILL_SYNC);
+				if (s->close_code && lws_partial_buffered(s->wsi)) {
+					/* lws would drop the close frame to
+					 * flush what it holds: write it after
+					 * that, from WRITEABLE, or give up */
+					s->close_after_flush = true;
+					lws_callback_on_writable(s->wsi);
+					lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+							CLOSE_FLUSH_SECS);
+				} else {
+					lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+							LWS_TO_KILL_SYNC);
+				}
 			}
 			s = next;
 		}
@@ -811,6 +827,8 @@ static int ws_writeable(struct sb_worker *w, struct sb_sock *s, struct lws *wsi)
 {
 	unsigned char *p;
 
+	if (s->close_after_flush)
+		return -1;	/* lws sends the close frame set on_check() */
 	if (!s->conn || s->closing)
 		return 0;
 	if (s->ping_due) {
