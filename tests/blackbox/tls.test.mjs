@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -101,6 +102,31 @@ describe('wss:// and https://', () => {
     const b = await joined(srv.wss, 'b', { t, room: 'p', options: trustAny });
     await a.next(isJoinOf('b'));
     assert.equal((await httpsGet(srv, '/healthz')).status, 200);
+  });
+});
+
+describe('slow handshakes over TLS', () => {
+  // resolves with how long after opening the server closed the connection
+  function closedAfter(open) {
+    return withTimeout(new Promise((resolve, reject) => {
+      const started = Date.now();
+      const s = open();
+      s.on('error', () => {});
+      s.on('close', () => resolve(Date.now() - started));
+      s.once('error', (err) => { if (!s.readyState) reject(err); });
+      s.resume();
+    }), T(6000), 'the server to close a silent connection');
+  }
+
+  test('silent before TLS, or after TLS before the request: closed after --handshake-timeout', async (t) => {
+    if (isReference()) return t.skip('the reference has no TLS');
+    const srv = await tlsServer(t, ['--handshake-timeout', '1']);
+    const plain = await closedAfter(() => net.connect({ host: '127.0.0.1', port: srv.port }));
+    assert.ok(plain >= 900, `silent TCP closed after ${plain} ms`);
+    const secured = await closedAfter(() => tls.connect({ host: '127.0.0.1', port: srv.port, ...trustAny }));
+    assert.ok(secured >= 900, `silent TLS closed after ${secured} ms`);
+    const a = await joined(srv.wss, 'a', { t, options: trustAny });
+    await a.ping();
   });
 });
 
