@@ -11,7 +11,8 @@ import WebSocket from 'ws';
 import { connect, isJoinOf, isLeaveOf, joined } from './lib/client.mjs';
 import { T, sleep, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { getMetrics, parsePrometheus, waitForMetrics } from './lib/metrics.mjs';
-import { rawConnectTls, startNginx } from './lib/nginx.mjs';
+import { startNginx } from './lib/nginx.mjs';
+import { rawConnect } from './lib/rawws.mjs';
 
 // The server, then nginx in front of it; both ended when the test ends.
 async function behindNginx(t, args = []) {
@@ -139,7 +140,7 @@ test('backlog overflow through nginx: the peer that stops reading is closed, the
   const { srv, ngx } = await behindNginx(t, ['--max-backlog', String(BACKLOG)]);
   const room = 'slow';
   const b = await joined(ngx.url, 'b', { t, room, options: via(ngx) });
-  const r = await rawConnectTls(ngx, { t, name: 'r' });
+  const r = await rawConnect(ngx, { t, name: 'r', secure: ngx.tlsOptions });
   await r.join('r', { room, nick: 'Slow' });
   await b.next(isJoinOf('r'));
   r.pause();

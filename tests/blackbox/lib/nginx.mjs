@@ -12,17 +12,14 @@
 // (`daemon off`) and is stopped when the test ends.
 
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { T, sleep, track, untrack, withTimeout } from './harness.mjs';
-import { RawClient } from './rawws.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const EXAMPLE = path.resolve(here, '../../../deploy/nginx/switchboard.conf');
@@ -349,85 +346,4 @@ function makeHandle({ dir, port, ca, proc, exited }) {
     },
   };
   return handle;
-}
-
-// ------------------------------------------------------------ raw wss
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-let counter = 0;
-
-// A raw RFC 6455 client (lib/rawws.mjs's RawClient) over TLS through nginx,
-// for what the `ws` client does not do: stop reading (pause()), or never
-// answer pings (autoPong: false). With `t` it is destroyed when the test ends.
-export async function rawConnectTls(ngx, {
-  t, name, path: urlPath = '/', headers = {}, autoPong = true, localAddress, timeout = T(5000),
-} = {}) {
-  counter += 1;
-  const label = name || `rawtls${counter}`;
-  const socket = await withTimeout(new Promise((resolve, reject) => {
-    const s = tls.connect({ host: HOST, port: ngx.port, ca: ngx.ca, localAddress });
-    s.on('error', (err) => { s.lastError = err; });
-    s.once('secureConnect', () => { s.off('error', reject); resolve(s); });
-    s.once('error', reject);
-  }), timeout, `a TLS connection to nginx on ${HOST}:${ngx.port}`);
-  socket.setNoDelay(true);
-  const holder = { destroy: () => socket.destroy() };
-  track(holder);
-  if (t) t.after(() => socket.destroy());
-  const key = randomBytes(16).toString('base64');
-  const lines = [`GET ${urlPath} HTTP/1.1`, `Host: ${HOST}:${ngx.port}`, 'Upgrade: websocket',
-    'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13'];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-  socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-  let head;
-  try {
-    head = await withTimeout(new Promise((resolve, reject) => {
-      let buf = Buffer.alloc(0);
-      const onData = (chunk) => {
-        buf = Buffer.concat([buf, chunk]);
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        cleanup();
-        // Nothing may be lost between the head and the first frame.
-        socket.pause();
-        const text = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const hdrs = {};
-        for (const line of text.slice(1)) {
-          const i = line.indexOf(':');
-          if (i > 0) hdrs[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-        }
-        resolve({ statusLine: text[0], status: Number(text[0].split(' ')[1]), headers: hdrs, rest: buf.subarray(end + 4) });
-      };
-      const onEnd = () => { cleanup(); reject(new Error(`${label}: connection closed before the upgrade response`)); };
-      const cleanup = () => {
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-        socket.off('close', onEnd);
-        socket.off('error', onEnd);
-      };
-      socket.on('data', onData);
-      socket.on('end', onEnd);
-      socket.on('close', onEnd);
-      socket.on('error', onEnd);
-    }), timeout, `${label}'s upgrade response`);
-  } catch (err) {
-    socket.destroy();
-    throw err;
-  }
-  if (head.status !== 101) {
-    socket.destroy();
-    const err = new Error(`${label}: upgrade through nginx answered ${head.statusLine}`);
-    err.status = head.status;
-    throw err;
-  }
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
-  if (head.headers['sec-websocket-accept'] !== accept) {
-    socket.destroy();
-    throw new Error(`${label}: bad Sec-WebSocket-Accept ${head.headers['sec-websocket-accept']}`);
-  }
-  untrack(holder);
-  const client = new RawClient(socket, head.rest, { name: label, autoPong });
-  socket.resume();
-  track(client);
-  return client;
 }

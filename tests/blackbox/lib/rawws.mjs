@@ -95,9 +95,11 @@ export class FrameDecoder {
 
 function openSocket(host, port, timeout, secure = false) {
   return withTimeout(new Promise((resolve, reject) => {
-    // secure: TLS, trusting any certificate (tests make their own)
+    // secure: TLS; true trusts any certificate (tests make their own), an
+    // object is tls.connect's options ({ ca } to check the certificate)
+    const tlsOptions = secure === true ? { rejectUnauthorized: false } : secure;
     const s = secure
-      ? tls.connect({ host, port, rejectUnauthorized: false, servername: 'localhost' })
+      ? tls.connect({ host, port, servername: 'localhost', ...tlsOptions })
       : net.connect({ host, port });
     s.setNoDelay(true);
     // Never an unhandled 'error' (a reset after a timeout, say); the users
