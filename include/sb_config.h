@@ -38,6 +38,8 @@ struct sb_config {
 	int handshake_timeout;		/* seconds to finish an HTTP request */
 	char tls_cert[SB_PATH_MAX];	/* PEM certificate chain; "" = no TLS */
 	char tls_key[SB_PATH_MAX];	/* its PEM private key */
+	char web_root[SB_PATH_MAX];	/* static files; "" = the default place,
+					 * "none" = serve none */
 };
 
 enum {

@@ -1,17 +1,19 @@
 /*
- * The plain HTTP endpoints: /healthz and /metrics.  Builds answers only;
- * the worker writes them.  Any worker thread.
+ * The plain HTTP endpoints: /healthz, /metrics, and the web root's files.
+ * Builds answers only; the worker writes them.  Any worker thread.
  */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 
 #include "sb_jbuf.h"
+#include "sb_msg.h"
 
 struct sb_server;
 
 /* Fills body and *content_type with the answer to a GET of path and
- * returns its HTTP status (200, 404 or 503). */
+ * returns its HTTP status (200, 404 or 503).  For a static file, *file is
+ * set instead of body: a reference to its bytes, for the caller to drop. */
 int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body,
-		   const char **content_type);
+		   const char **content_type, struct sb_msg **file);
 
 #endif

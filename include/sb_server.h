@@ -29,6 +29,7 @@ struct sb_worker;
 struct sb_acceptor;
 struct sb_stats;
 struct ssl_ctx_st;
+struct sb_webroot;
 
 struct sb_server {
 	struct sb_config cfg;		/* immutable after start */
@@ -43,6 +44,7 @@ struct sb_server {
 	 * the system's CA certificates into each (and 4.1 never frees it): it
 	 * is given this empty one instead.  Immutable after start. */
 	struct ssl_ctx_st *tls_client_ctx;
+	struct sb_webroot *web;		/* --web-root; NULL: none.  Immutable */
 
 	pthread_mutex_t lock;		/* leaf */
 	pthread_cond_t cond;		/* signalled when a worker drains */

@@ -39,6 +39,8 @@ const char sb_config_usage[] =
 	"      --tls-cert FILE      serve wss:// and https:// with this PEM\n"
 	"                           certificate chain (with --tls-key; default: none)\n"
 	"      --tls-key FILE       the certificate's PEM private key\n"
+	"      --web-root DIR       serve the files in DIR at / (default: the demo\n"
+	"                           page, installed or in the source tree; none: off)\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
@@ -85,6 +87,7 @@ static const struct option_spec specs[] = {
 	{ NULL, "--handshake-timeout", K_INT, 1, 3600, FIELD(handshake_timeout) },
 	{ NULL, "--tls-cert", K_STR, 0, 0, FIELD(tls_cert) },
 	{ NULL, "--tls-key", K_STR, 0, 0, FIELD(tls_key) },
+	{ NULL, "--web-root", K_STR, 0, 0, FIELD(web_root) },
 };
 
 void sb_config_defaults(struct sb_config *cfg)

@@ -4,6 +4,7 @@
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_recv_hook.h"
+#include "sb_webroot.h"
 #include "sb_worker.h"
 
 #include <arpa/inet.h>
@@ -121,6 +122,53 @@ static int open_listener(struct sb_server *srv)
 	return fd;
 }
 
+/* Where the static files are when --web-root is not given: next to the
+ * sources when this binary is the one in the build tree, else where
+ * `cmake --install` put them beside it (<prefix>/share/switchboard/web).
+ * Fills buf. */
+static const char *default_web_root(char *buf, size_t len)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return "none";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return "none";
+	*slash = '\0';
+	if (!strcmp(exe, SB_BUILD_DIR))
+		return SB_SOURCE_WEB_DIR;
+	snprintf(buf, len, "%s/%s", exe, SB_WEB_FROM_BIN);
+	return buf;
+}
+
+/* --web-root: a directory given must load; the default one may be absent
+ * (then / is 404, as without it). */
+static int load_web_root(struct sb_server *srv, const struct sb_config *cfg)
+{
+	char err[256], where[4200];
+	const char *dir = cfg->web_root[0] ? cfg->web_root :
+			  default_web_root(where, sizeof(where));
+
+	if (!strcmp(dir, "none"))
+		return 0;
+	srv->web = sb_webroot_load(dir, err, sizeof(err));
+	if (!srv->web) {
+		if (cfg->web_root[0]) {
+			sb_log(SB_LOG_ERROR, 0, "--web-root %s", err);
+			return -EINVAL;
+		}
+		sb_log(SB_LOG_INFO, 0, "no web root (%s): / answers 404", err);
+		return 0;
+	}
+	sb_log(SB_LOG_INFO, 0, "serving %zu files from %s", sb_webroot_count(srv->web),
+	       dir);
+	return 0;
+}
+
 /* Whether file can be read, logged when not: a typing mistake in a path is
  * better said in those words than as a failed TLS set-up. */
 static bool readable(const char *file, const char *option)
@@ -161,6 +209,9 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		if (!srv->tls_client_ctx)
 			return -ENOMEM;
 	}
+	rc = load_web_root(srv, cfg);
+	if (rc)
+		return rc;
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
 	if (sb_recv_hook_init(nfds, sb_worker_guard_failed, sb_worker_stashed))
@@ -315,6 +366,7 @@ void sb_server_release(struct sb_server *srv)
 		close(srv->listen_fd);
 	sb_registry_free(srv->reg);
 	SSL_CTX_free(srv->tls_client_ctx);
+	sb_webroot_free(srv->web);
 	if (srv->ips) {
 		void *v;
 

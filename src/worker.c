@@ -853,18 +853,25 @@ static int http_request(struct sb_worker *w, struct sb_sock *s, struct lws *wsi,
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
 	unsigned char *end = hdr + sizeof(hdr) - 1;
 	const char *ctype;
+	struct sb_msg *file;
 	int status;
 
 	sb_jbuf_reset(&w->http);
-	status = sb_http_answer(w->srv, path ? path : "/", &w->http, &ctype);
-	if (sb_jbuf_failed(&w->http))
+	status = sb_http_answer(w->srv, path ? path : "/", &w->http, &ctype, &file);
+	if (sb_jbuf_failed(&w->http)) {
+		sb_msg_unref(file);
 		return -1;
+	}
 	sb_msg_unref(s->http_body);
-	s->http_body = sb_msg_from(w->http.p, w->http.len);
+	s->http_body = file ? file : sb_msg_from(w->http.p, w->http.len);
 	if (!s->http_body)
 		return -1;
 	if (lws_add_http_common_headers(wsi, (unsigned)status, ctype,
-					w->http.len, &p, end) ||
+					s->http_body->len, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-cache", 8, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+					(const unsigned char *)"nosniff", 7, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	lws_callback_on_writable(wsi);

@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, isJoinOf, joined } from './lib/client.mjs';
-import { T, httpGet, startServer, withTimeout } from './lib/harness.mjs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { T, httpGet, runServer, startServer, withTimeout } from './lib/harness.mjs';
 import { getMetrics, parsePrometheus, waitForMetrics } from './lib/metrics.mjs';
 import { rawConnect } from './lib/rawws.mjs';
 
@@ -58,7 +61,7 @@ describe('endpoints', () => {
     }
   });
 
-  for (const path of ['/', '/nope', '/healthz/x', '/metricsx', '/index.html', '/ws']) {
+  for (const path of ['/nope', '/healthz/x', '/metricsx', '/ws', '/.env', '/../CMakeLists.txt', '/index.html/']) {
     test(`a plain GET ${path} answers 404`, async () => {
       const res = await httpGet(srv, path);
       assert.equal(res.status, 404);
@@ -289,5 +292,57 @@ describe('operational metrics', () => {
     await Promise.all(clients.map((c) => c.close()));
     await waitForMetrics(own, (x) => x.get('process_open_fds') <= before.get('process_open_fds') + 1,
       'the descriptors of the closed connections back', T(8000));
+  });
+});
+
+describe('static files (--web-root)', () => {
+  function isReference() {
+    return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
+  }
+
+  test('by default the demo page and the client library are served at /', async (t) => {
+    if (isReference()) return t.skip('the reference serves no files');
+    const own = await startServer([], { t });
+    const page = await httpGet(own, '/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers['content-type'], /^text\/html; charset=utf-8/);
+    assert.match(page.body, /<script type="module" src="app.js">/);
+    assert.equal(page.headers['x-content-type-options'], 'nosniff');
+    assert.equal((await httpGet(own, '/index.html')).body, page.body);
+    const lib = await httpGet(own, '/switchboard-client.js');
+    assert.equal(lib.status, 200);
+    assert.match(lib.headers['content-type'], /^text\/javascript/);
+    assert.match(lib.body, /export class SignalingClient/);
+    assert.equal(Number(lib.headers['content-length']), Buffer.byteLength(lib.body));
+    // the endpoints still win, and WebSocket upgrades on / still work
+    assert.equal((await httpGet(own, '/healthz')).body.trim(), 'ok');
+    const c = await connect(own.url, { t });
+    await c.ping();
+  });
+
+  test('--web-root DIR serves that directory; none serves nothing', async (t) => {
+    if (isReference()) return t.skip('the reference serves no files');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-web-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'index.html'), '<p>mine</p>');
+    mkdirSync(path.join(dir, 'css'));
+    writeFileSync(path.join(dir, 'css', 'a.css'), 'p{}');
+    writeFileSync(path.join(dir, '.secret'), 'no');
+    const own = await startServer(['--web-root', dir], { t });
+    assert.equal((await httpGet(own, '/')).body, '<p>mine</p>');
+    const css = await httpGet(own, '/css/a.css');
+    assert.equal(css.body, 'p{}');
+    assert.match(css.headers['content-type'], /^text\/css/);
+    assert.equal((await httpGet(own, '/.secret')).status, 404);
+    assert.equal((await httpGet(own, '/app.js')).status, 404);
+    const none = await startServer(['--web-root', 'none'], { t });
+    assert.equal((await httpGet(none, '/')).status, 404);
+  });
+
+  test('a --web-root that cannot be read: exit 1 naming it', async (t) => {
+    if (isReference()) return t.skip('the reference serves no files');
+    const r = await runServer(['--port', '0', '--bind', '127.0.0.1', '--web-root', '/nonexistent/sb-web']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--web-root \/nonexistent\/sb-web: No such file/);
   });
 });

@@ -54,6 +54,9 @@ unitdir=$(cache_value SB_SYSTEMD_UNIT_DIR)
 # uses DATAROOTDIR/doc/PROJECT_NAME.
 docdir=$(cache_value CMAKE_INSTALL_DOCDIR)
 [ -n "$docdir" ] || docdir="$(cache_value CMAKE_INSTALL_DATAROOTDIR)/doc/switchboard"
+datadir=$(cache_value CMAKE_INSTALL_DATADIR)
+[ -n "$datadir" ] || datadir=$(cache_value CMAKE_INSTALL_DATAROOTDIR)
+webfiles="index.html app.js style.css switchboard-client.js"
 if [ -z "$bindir" ] || [ -z "$unitdir" ] || [ "$docdir" = /doc/switchboard ]; then
 	echo "check_install: the install directories are not in $build/CMakeCache.txt" >&2
 	exit 2
@@ -127,6 +130,24 @@ check_binary() {
 	*) fail "binary: GET /healthz answered '${line%$'\r'}', expected 200" ;;
 	esac
 
+	# The demo page, found beside the installed binary (--web-root's
+	# default), not in the source tree.
+	line=
+	if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+		printf 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n' >&3
+		IFS= read -r -t $((10 * scale)) line <&3 || true
+		exec 3<&-
+	fi
+	case "$line" in
+	"HTTP/1.1 200"*) ;;
+	*) fail "binary: GET / answered '${line%$'\r'}', expected 200 (the installed demo page)" ;;
+	esac
+	if ! grep -q "serving 4 files from .*/switchboard/web" "$tmp/server.err" ||
+	   grep -q "serving .* from $src/web" "$tmp/server.err"; then
+		fail "binary: it does not serve the installed web files:"
+		grep -i "web\|serving" "$tmp/server.err" || true
+	fi
+
 	kill -TERM "$server_pid" 2>/dev/null || true
 	if ! wait_for 30 has_exited; then
 		fail "binary: still running 30 s after SIGTERM"
@@ -176,6 +197,7 @@ check_install() {
 	local bin="$root$(full "$prefix" "$bindir")/switchboard"
 	local unit="$root$(full "$prefix" "$unitdir")/switchboard.service"
 	local doc="$root$(full "$prefix" "$docdir")"
+	local web="$root$(full "$prefix" "$datadir")/switchboard/web"
 
 	echo "--- $label"
 	# Exactly these files, nothing else.
@@ -189,6 +211,9 @@ check_install() {
 		echo "$doc/examples/nginx/switchboard.conf"
 		echo "$doc/examples/haproxy/switchboard.cfg"
 		echo "$doc/examples/default/switchboard"
+		for f in $webfiles; do
+			echo "$web/$f"
+		done
 	} | sort >"$tmp/expected"
 	find "$top" \( -type f -o -type l \) | sort >"$tmp/installed"
 	if ! cmp -s "$tmp/expected" "$tmp/installed"; then
@@ -213,6 +238,7 @@ check_install() {
 		deploy/haproxy/switchboard.cfg $doc/examples/haproxy/switchboard.cfg
 		deploy/default/switchboard $doc/examples/default/switchboard
 		$(for f in "$src"/docs/*.md; do echo "docs/${f##*/} $doc/docs/${f##*/}"; done)
+		$(for f in $webfiles; do echo "web/$f $web/$f"; done)
 	EOF
 }
 

@@ -1,0 +1,408 @@
+// switchboard-client.js: a browser client for the switchboard signaling
+// server (protocol version 1), and a mesh of RTCPeerConnections on top of
+// it. One ES module, no dependencies. Documented in docs/client.md.
+//
+//   import { SignalingClient, Mesh } from './switchboard-client.js';
+//   const client = new SignalingClient('wss://signal.example.org/', { room: 'demo', id: 'alice' });
+//   const mesh = new Mesh(client, { stream });  // optional: video calls
+//   client.connect();
+
+// Connection states, in the order a healthy connection goes through them.
+export const STATES = Object.freeze(['idle', 'connecting', 'joining', 'joined', 'reconnecting', 'closed']);
+
+function randomId() {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// The delay before reconnect attempt n (0-based): exponential, capped, and
+// spread by a random factor so that clients dropped together do not come
+// back together.
+export function backoffDelay(n, { minDelay = 500, maxDelay = 15000, factor = 2, jitter = 0.5 } = {}, random = Math.random) {
+  const base = Math.min(maxDelay, minDelay * factor ** n);
+  return Math.round(base * (1 - jitter + 2 * jitter * random()));
+}
+
+function emit(target, type, detail) {
+  target.dispatchEvent(new CustomEvent(type, { detail }));
+}
+
+// A WebSocket connection to switchboard that joins one room and stays in it:
+// after a drop it reconnects with exponential backoff and jitter and joins
+// the same room with the same id again.
+//
+// Events (CustomEvent, the data in `event.detail`):
+//   state        { state, previous }            see STATES
+//   joined       { id, nick, room, peers }      after every (re)join
+//   peerjoined   { id, nick }                   another peer joined
+//   peerleft     { id, nick }                   a peer left (or was dropped)
+//   signal       { type, from, nick, payload }  offer, answer or icecandidate
+//   message      { from, nick, payload }        an application message
+//   error        { code, message, ref }         the server refused a message
+//   disconnected { code, reason, willReconnect }
+export class SignalingClient extends EventTarget {
+  constructor(url, {
+    room = 'default', id = randomId(), nick = '',
+    reconnect = true, backoff = {}, pingInterval = 20000, joinRetries = 20,
+    WebSocket: WebSocketImpl = globalThis.WebSocket,
+  } = {}) {
+    super();
+    this.url = url;
+    this.room = room;
+    this.id = id;
+    this.nick = nick;
+    this.reconnect = reconnect;
+    this.backoff = backoff;
+    this.pingInterval = pingInterval;
+    this.joinRetries = joinRetries;
+    this.WebSocket = WebSocketImpl;
+    this.state = 'idle';
+    this.peers = new Map(); // id -> { id, nick }, the room's other members
+    this.ws = null;
+    this.attempt = 0; // reconnect attempts since the last successful join
+    this.idTakenRetries = 0;
+    this.timer = null;
+    this.pinger = null;
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    emit(this, 'state', { state, previous });
+  }
+
+  // Opens the connection and joins; after a drop, does so again by itself
+  // until close() is called.
+  connect() {
+    if (this.state !== 'idle' && this.state !== 'closed') return;
+    this.closing = false;
+    this.open();
+  }
+
+  open() {
+    clearTimeout(this.timer);
+    this.setState(this.attempt ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = new this.WebSocket(this.url);
+    } catch (err) {
+      this.dropped(1006, String(err && err.message ? err.message : err));
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this.setState('joining');
+      this.sendRaw({ type: 'join', id: this.id, nick: this.nick, room: this.room });
+      this.startPinging();
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.handle(msg);
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return;
+      this.dropped(ev.code, ev.reason);
+    };
+    ws.onerror = () => {}; // a close event always follows
+  }
+
+  handle(msg) {
+    const p = msg.payload || {};
+    switch (msg.type) {
+      case 'joined':
+        this.attempt = 0;
+        this.idTakenRetries = 0;
+        this.peers = new Map(p.peers.map((x) => [x.id, { id: x.id, nick: x.nick }]));
+        this.setState('joined');
+        emit(this, 'joined', { id: p.id, nick: p.nick, room: p.room, peers: p.peers.slice() });
+        break;
+      case 'join':
+        this.peers.set(p.id, { id: p.id, nick: p.nick });
+        emit(this, 'peerjoined', { id: p.id, nick: p.nick });
+        break;
+      case 'leave':
+        this.peers.delete(p.id);
+        emit(this, 'peerleft', { id: p.id, nick: p.nick });
+        break;
+      case 'offer':
+      case 'answer':
+      case 'icecandidate': {
+        const { id: from, nick, ...payload } = p;
+        emit(this, 'signal', { type: msg.type, from, nick, payload });
+        break;
+      }
+      case 'message': {
+        const { id: from, nick, ...payload } = p;
+        emit(this, 'message', { from, nick, payload });
+        break;
+      }
+      case 'error':
+        if (p.code === 'id_taken' && p.ref === 'join' && this.state === 'joining' &&
+            this.idTakenRetries < this.joinRetries) {
+          // After a drop the server may not have noticed the old
+          // connection yet (its heartbeat will): try again shortly.
+          this.idTakenRetries += 1;
+          this.timer = setTimeout(() => {
+            if (this.state === 'joining') {
+              this.sendRaw({ type: 'join', id: this.id, nick: this.nick, room: this.room });
+            }
+          }, backoffDelay(Math.min(this.idTakenRetries, 4), this.backoff));
+          break;
+        }
+        emit(this, 'error', { code: p.code, message: p.message, ref: p.ref });
+        break;
+      default:
+        break; // pong, and whatever a later server version adds
+    }
+  }
+
+  dropped(code, reason) {
+    this.stopPinging();
+    clearTimeout(this.timer);
+    this.ws = null;
+    const willReconnect = this.reconnect && !this.closing;
+    const hadPeers = [...this.peers.values()];
+    this.peers = new Map();
+    emit(this, 'disconnected', { code, reason, willReconnect });
+    // Nobody will tell us who left while we were away: a rejoin's roster
+    // says who is there now.
+    for (const peer of hadPeers) emit(this, 'peerleft', { ...peer, disconnected: true });
+    if (!willReconnect) {
+      this.setState('closed');
+      return;
+    }
+    const delay = backoffDelay(this.attempt, this.backoff);
+    this.attempt += 1;
+    this.setState('reconnecting');
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  // Browsers cannot send WebSocket pings; a `ping` message keeps idle
+  // connections alive through proxies that cut silent ones.
+  startPinging() {
+    this.stopPinging();
+    if (this.pingInterval > 0) {
+      this.pinger = setInterval(() => this.sendRaw({ type: 'ping' }), this.pingInterval);
+    }
+  }
+
+  stopPinging() {
+    clearInterval(this.pinger);
+    this.pinger = null;
+  }
+
+  sendRaw(obj) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  // Sends an offer, answer or icecandidate (payload: an object) to one peer,
+  // or to the whole room without `to` (not for an answer). Returns false
+  // when not joined (nothing is queued: signaling after a reconnect starts
+  // over).
+  signal(type, payload, to) {
+    if (!['offer', 'answer', 'icecandidate'].includes(type)) throw new TypeError(`not a signal type: ${type}`);
+    return this.relay(type, payload, to);
+  }
+
+  // Sends an application message (payload: an object) to one peer or, without
+  // `to`, to everyone else in the room.
+  send(payload, to) {
+    return this.relay('message', payload, to);
+  }
+
+  relay(type, payload, to) {
+    if (this.state !== 'joined') return false;
+    const msg = { type, payload };
+    if (to !== undefined) msg.receiverId = to;
+    return this.sendRaw(msg);
+  }
+
+  // Leaves the room and closes the connection for good.
+  close() {
+    this.closing = true;
+    clearTimeout(this.timer);
+    this.stopPinging();
+    const ws = this.ws;
+    this.ws = null;
+    this.peers = new Map();
+    if (ws) {
+      if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'leave' }));
+      ws.close(1000, 'bye');
+    }
+    this.setState('closed');
+  }
+}
+
+const DEFAULT_RTC_CONFIG = { iceServers: [{ urls: 'stun:stun.l.google.com:19302' }] };
+
+// One RTCPeerConnection per other peer of the room, set up with the
+// "perfect negotiation" pattern: both sides may offer at any time; on a
+// collision the polite peer (the one whose id sorts after the other's)
+// yields. Offers, answers and candidates go to that one peer through the
+// server. Each connection carries the local stream's tracks and one data
+// channel ("chat", negotiated: the same on both sides, no extra round trip).
+//
+// Events (CustomEvent, `event.detail`):
+//   peer       { id, nick, pc }             a connection was created
+//   track      { id, stream, track }        a remote track arrived
+//   peerstate  { id, state }                pc.connectionState changed
+//   channel    { id, state }                the data channel opened or closed
+//   data       { id, data }                 a data channel message (a string)
+//   peerclosed { id }                       the connection was closed
+export class Mesh extends EventTarget {
+  constructor(client, { stream = null, rtcConfig = DEFAULT_RTC_CONFIG, RTCPeerConnection: PC = globalThis.RTCPeerConnection } = {}) {
+    super();
+    this.client = client;
+    this.stream = stream;
+    this.rtcConfig = rtcConfig;
+    this.PC = PC;
+    this.session = randomId(); // tells our peers when this page started over
+    this.peers = new Map(); // id -> state of one connection
+    this.listeners = [
+      ['joined', (e) => e.detail.peers.forEach((p) => this.ensure(p.id, p.nick))],
+      ['peerjoined', (e) => this.ensure(e.detail.id, e.detail.nick)],
+      ['peerleft', (e) => { if (!e.detail.disconnected) this.drop(e.detail.id); }],
+      ['signal', (e) => this.onSignal(e.detail)],
+    ];
+    for (const [type, fn] of this.listeners) client.addEventListener(type, fn);
+  }
+
+  polite(id) {
+    return this.client.id > id;
+  }
+
+  // The connection to peer id, made if there is none or the old one failed.
+  ensure(id, nick = '') {
+    if (id === this.client.id) return null;
+    const old = this.peers.get(id);
+    if (old && !['failed', 'closed'].includes(old.pc.connectionState)) {
+      old.nick = nick || old.nick;
+      return old;
+    }
+    if (old) this.drop(id);
+    const pc = new this.PC(this.rtcConfig);
+    const peer = {
+      id, nick, pc, remoteSession: null,
+      makingOffer: false, ignoreOffer: false, answerPending: false,
+      channel: pc.createDataChannel('chat', { negotiated: true, id: 0 }),
+      stream: null,
+    };
+    this.peers.set(id, peer);
+
+    pc.onnegotiationneeded = async () => {
+      try {
+        peer.makingOffer = true;
+        await pc.setLocalDescription();
+        this.client.signal('offer', { description: pc.localDescription.toJSON(), session: this.session }, id);
+      } catch (err) {
+        console.warn(`switchboard: offer to ${id} failed`, err);
+      } finally {
+        peer.makingOffer = false;
+      }
+    };
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.client.signal('icecandidate', { candidate: candidate.toJSON(), session: this.session }, id);
+    };
+    pc.ontrack = ({ track, streams }) => {
+      peer.stream = streams[0] || peer.stream || new MediaStream();
+      if (!streams[0]) peer.stream.addTrack(track);
+      emit(this, 'track', { id, stream: peer.stream, track });
+    };
+    pc.onconnectionstatechange = () => {
+      emit(this, 'peerstate', { id, state: pc.connectionState });
+      if (pc.connectionState !== 'failed' || this.peers.get(id) !== peer) return;
+      // still in the room: try new paths; gone (it left while we were
+      // away from the server): let it go
+      if (this.client.peers.has(id)) pc.restartIce();
+      else this.drop(id);
+    };
+    peer.channel.onopen = () => emit(this, 'channel', { id, state: 'open' });
+    peer.channel.onclose = () => emit(this, 'channel', { id, state: 'closed' });
+    peer.channel.onmessage = (ev) => emit(this, 'data', { id, data: ev.data });
+    if (this.stream) for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
+    emit(this, 'peer', { id, nick, pc });
+    return peer;
+  }
+
+  async onSignal({ type, from, payload }) {
+    let peer = this.peers.get(from);
+    // A peer that started over (a reloaded page) has a new session: its old
+    // connection cannot be renegotiated, make a new one.
+    if (peer && payload.session && peer.remoteSession && payload.session !== peer.remoteSession && type === 'offer') {
+      this.drop(from);
+      peer = null;
+    }
+    if (!peer) {
+      if (type !== 'offer') return; // a leftover of a connection gone
+      peer = this.ensure(from, this.client.peers.get(from)?.nick);
+      if (!peer) return;
+    }
+    if (payload.session) {
+      if (type !== 'icecandidate') peer.remoteSession = payload.session;
+      else if (peer.remoteSession && payload.session !== peer.remoteSession) return;
+    }
+    const { pc } = peer;
+    try {
+      if (type === 'icecandidate') {
+        try {
+          await pc.addIceCandidate(payload.candidate);
+        } catch (err) {
+          if (!peer.ignoreOffer) throw err;
+        }
+        return;
+      }
+      const description = payload.description;
+      const readyForOffer = !peer.makingOffer && (pc.signalingState === 'stable' || peer.answerPending);
+      const collision = description.type === 'offer' && !readyForOffer;
+      peer.ignoreOffer = !this.polite(from) && collision;
+      if (peer.ignoreOffer) return;
+      peer.answerPending = description.type === 'answer';
+      await pc.setRemoteDescription(description);
+      peer.answerPending = false;
+      if (description.type === 'offer') {
+        await pc.setLocalDescription();
+        this.client.signal('answer', { description: pc.localDescription.toJSON(), session: this.session }, from);
+      }
+    } catch (err) {
+      console.warn(`switchboard: ${type} from ${from} failed`, err);
+    }
+  }
+
+  // Sends a string on every open data channel; returns how many took it.
+  broadcast(data) {
+    let n = 0;
+    for (const peer of this.peers.values()) {
+      if (peer.channel.readyState === 'open') {
+        peer.channel.send(data);
+        n += 1;
+      }
+    }
+    return n;
+  }
+
+  drop(id) {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.peers.delete(id);
+    peer.channel.close();
+    peer.pc.close();
+    emit(this, 'peerclosed', { id });
+  }
+
+  // Closes every connection and stops listening to the client.
+  close() {
+    for (const id of [...this.peers.keys()]) this.drop(id);
+    for (const [type, fn] of this.listeners) this.client.removeEventListener(type, fn);
+  }
+}
