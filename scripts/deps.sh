@@ -2,7 +2,7 @@
 # Installs what switchboard needs from Debian 12 and is not there yet.
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh --test   also what the test suite needs (Node.js, npm,
-#                            nginx and openssl)
+#                            nginx, openssl and Chromium)
 # Runs apt-get as root, or through sudo for another user.  Installs nothing
 # when everything is present.
 set -euo pipefail
@@ -15,6 +15,9 @@ if [ "${1:-}" = "--test" ]; then
 	# certificate made by the openssl command line.  Only the binary is
 	# used; the test runs its own instance on a loopback port.
 	pkgs+=(nginx openssl)
+	# browser.test.mjs drives Debian's Chromium, headless, with the npm
+	# package playwright-core (never a browser that npm downloads).
+	pkgs+=(chromium)
 	# The suite's clients run on Node.js (18 or newer); Debian's is fine,
 	# and one installed some other way is used as it is.
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

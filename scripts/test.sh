@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 scripts/deps.sh --test
-(cd tests/blackbox && npm ci --no-audit --no-fund --loglevel=error)
+# playwright-core never downloads a browser itself; say so all the same
+(cd tests/blackbox && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
 builds=("$@")
 [ ${#builds[@]} -eq 0 ] && builds=(release tsan asan)

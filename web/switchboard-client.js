@@ -246,12 +246,16 @@ export class SignalingClient extends EventTarget {
 
 const DEFAULT_RTC_CONFIG = { iceServers: [{ urls: 'stun:stun.l.google.com:19302' }] };
 
-// One RTCPeerConnection per other peer of the room, set up with the
-// "perfect negotiation" pattern: both sides may offer at any time; on a
-// collision the polite peer (the one whose id sorts after the other's)
-// yields. Offers, answers and candidates go to that one peer through the
-// server. Each connection carries the local stream's tracks and one data
-// channel ("chat", negotiated: the same on both sides, no extra round trip).
+// One RTCPeerConnection per other peer of the room. The newcomer offers to
+// the peers its `joined` roster names; the others make their connection
+// when that offer arrives, so a new pair starts without two offers
+// crossing. After that both sides may renegotiate at any time, with the
+// "perfect negotiation" pattern: on a collision the polite peer (the one
+// whose id sorts after the other's) yields. Offers, answers and candidates
+// go to that one peer through the server, and are handled one at a time per
+// peer, in the order they came. Each connection carries the local stream's
+// tracks and one data channel ("chat", negotiated: the same on both sides,
+// no extra round trip).
 //
 // Events (CustomEvent, `event.detail`):
 //   peer       { id, nick, pc }             a connection was created
@@ -269,11 +273,11 @@ export class Mesh extends EventTarget {
     this.PC = PC;
     this.session = randomId(); // tells our peers when this page started over
     this.peers = new Map(); // id -> state of one connection
+    this.queues = new Map(); // id -> the promise its signals are chained on
     this.listeners = [
       ['joined', (e) => e.detail.peers.forEach((p) => this.ensure(p.id, p.nick))],
-      ['peerjoined', (e) => this.ensure(e.detail.id, e.detail.nick)],
       ['peerleft', (e) => { if (!e.detail.disconnected) this.drop(e.detail.id); }],
-      ['signal', (e) => this.onSignal(e.detail)],
+      ['signal', (e) => this.enqueue(e.detail)],
     ];
     for (const [type, fn] of this.listeners) client.addEventListener(type, fn);
   }
@@ -333,6 +337,18 @@ export class Mesh extends EventTarget {
     if (this.stream) for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
     emit(this, 'peer', { id, nick, pc });
     return peer;
+  }
+
+  // Signals from one peer are handled in order, each after the one before
+  // has finished (a candidate must not overtake the description it belongs
+  // to).
+  enqueue(signal) {
+    const prev = this.queues.get(signal.from) || Promise.resolve();
+    const next = prev.then(() => this.onSignal(signal));
+    this.queues.set(signal.from, next);
+    next.then(() => {
+      if (this.queues.get(signal.from) === next) this.queues.delete(signal.from);
+    });
   }
 
   async onSignal({ type, from, payload }) {

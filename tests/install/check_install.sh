@@ -56,7 +56,7 @@ docdir=$(cache_value CMAKE_INSTALL_DOCDIR)
 [ -n "$docdir" ] || docdir="$(cache_value CMAKE_INSTALL_DATAROOTDIR)/doc/switchboard"
 datadir=$(cache_value CMAKE_INSTALL_DATADIR)
 [ -n "$datadir" ] || datadir=$(cache_value CMAKE_INSTALL_DATAROOTDIR)
-webfiles="index.html app.js style.css switchboard-client.js"
+webfiles="index.html app.js style.css favicon.svg switchboard-client.js"
 if [ -z "$bindir" ] || [ -z "$unitdir" ] || [ "$docdir" = /doc/switchboard ]; then
 	echo "check_install: the install directories are not in $build/CMakeCache.txt" >&2
 	exit 2
@@ -142,7 +142,7 @@ check_binary() {
 	"HTTP/1.1 200"*) ;;
 	*) fail "binary: GET / answered '${line%$'\r'}', expected 200 (the installed demo page)" ;;
 	esac
-	if ! grep -q "serving 4 files from .*/switchboard/web" "$tmp/server.err" ||
+	if ! grep -q "serving $(echo $webfiles | wc -w) files from .*/switchboard/web" "$tmp/server.err" ||
 	   grep -q "serving .* from $src/web" "$tmp/server.err"; then
 		fail "binary: it does not serve the installed web files:"
 		grep -i "web\|serving" "$tmp/server.err" || true

@@ -1,0 +1,128 @@
+// The demo page and web/switchboard-client.js in real Chromium (headless,
+// fake camera and microphone), against the real server: three pages in one
+// room set up a full mesh of WebRTC connections through the server, chat
+// over data channels and decode each other's video; a page that closes is
+// seen leaving; a page in another room sees none of it; and after the
+// server restarts the pages rejoin and signaling works again.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { framesDecoded, launch, meshState, openDemo } from './lib/browser.mjs';
+import { T, startServer, waitFor } from './lib/harness.mjs';
+
+function isReference() {
+  return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
+}
+
+// Waits until `page` is joined and has a connected peer connection with an
+// open data channel to exactly the pages `others`.
+async function meshWith(page, others, what) {
+  const want = others.map((p) => p.nick).sort();
+  return waitFor(async () => {
+    const m = await meshState(page);
+    if (!m || m.state !== 'joined') return false;
+    const ready = m.peers.filter((p) => p.pc === 'connected' && p.channel === 'open').map((p) => p.nick).sort();
+    return JSON.stringify(ready) === JSON.stringify(want) && m.peers.length === want.length ? m : false;
+  }, T(30000), what || `${page.nick} connected to ${want.join(', ') || 'nobody'}`, 100);
+}
+
+async function chatLines(page) {
+  return page.$$eval('#chat-log li', (lis) => lis.map((li) => li.textContent));
+}
+
+describe('the demo in Chromium', { concurrency: false }, () => {
+  test('three pages: full mesh, chat, video; one leaves; another room sees nothing; the server restarts', async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    let srv = await startServer(['--bind', '127.0.0.1'], { t });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    const chrome = await launch();
+    t.after(() => chrome.close());
+
+    const [a, b, c] = [await openDemo(chrome.browser, origin, 'call', 'ann'),
+      await openDemo(chrome.browser, origin, 'call', 'bob'),
+      await openDemo(chrome.browser, origin, 'call', 'cid')];
+    const other = await openDemo(chrome.browser, origin, 'elsewhere', 'eve');
+
+    // a full mesh: each page connected to the other two
+    await meshWith(a, [b, c]);
+    await meshWith(b, [a, c]);
+    await meshWith(c, [a, b]);
+    for (const p of [a, b, c]) {
+      assert.equal(await p.locator('#tiles .tile').count(), 3, `${p.nick}: its own tile and two others`);
+    }
+
+    // chat over the data channels
+    await a.fill('#chat-input', 'hello from ann');
+    await a.click('#chat-send');
+    await c.fill('#chat-input', 'cid here');
+    await c.press('#chat-input', 'Enter');
+    for (const p of [b, c]) {
+      await waitFor(async () => (await chatLines(p)).includes('ann: hello from ann'), T(10000), `${p.nick} to see ann's line`);
+    }
+    for (const p of [a, b]) {
+      await waitFor(async () => (await chatLines(p)).includes('cid: cid here'), T(10000), `${p.nick} to see cid's line`);
+    }
+
+    // every page decodes video from both others
+    for (const p of [a, b, c]) {
+      await waitFor(async () => {
+        const f = await framesDecoded(p);
+        const counts = Object.values(f);
+        return counts.length === 2 && counts.every((n) => n > 5) ? f : false;
+      }, T(30000), `${p.nick} to decode video from both others`, 250);
+    }
+    // and the video elements play it
+    const playing = await b.$$eval('#tiles .tile:not(.local) video', (vs) => vs.map((v) => v.videoWidth > 0 && !v.paused));
+    assert.deepEqual(playing, [true, true]);
+
+    // the page in the other room saw none of it, and nobody saw it
+    const e = await meshState(other);
+    assert.equal(e.state, 'joined');
+    assert.deepEqual(e.roster, []);
+    assert.deepEqual(e.peers, []);
+    assert.deepEqual(await chatLines(other), []);
+    for (const p of [a, b, c]) assert.ok(!(await meshState(p)).roster.includes(e.id));
+
+    // cid closes its page: the others see it leave, and the mesh shrinks
+    await c.context().close();
+    await meshWith(a, [b], 'ann to see cid leave');
+    await meshWith(b, [a], 'bob to see cid leave');
+    for (const p of [a, b]) {
+      await waitFor(async () => (await p.locator('#tiles .tile').count()) === 2, T(5000), `${p.nick}'s tile of cid to go`);
+    }
+
+    // the server restarts on the same port: the pages notice, retry, and
+    // rejoin the same room with the same id
+    const idsBefore = [(await meshState(a)).id, (await meshState(b)).id];
+    const port = srv.port;
+    await srv.finish();
+    await waitFor(async () => (await meshState(a)).state === 'reconnecting', T(10000), 'ann to notice the server is gone');
+    assert.equal(await a.locator('#state').getAttribute('data-state'), 'reconnecting');
+    assert.match(await a.locator('#notice').textContent(), /unreachable/);
+    srv = await startServer(['--bind', '127.0.0.1', '--port', String(port)], { t });
+    for (const [p, id, peer] of [[a, idsBefore[0], idsBefore[1]], [b, idsBefore[1], idsBefore[0]]]) {
+      await waitFor(async () => {
+        const m = await meshState(p);
+        return m.state === 'joined' && m.id === id && m.roster.includes(peer);
+      }, T(30000), `${p.nick} to rejoin with its id and see the other`, 200);
+    }
+    // the call went on meanwhile, and signaling works again: a newcomer
+    // sets up connections with both through the new server
+    await meshWith(a, [b]);
+    const d = await openDemo(chrome.browser, origin, 'call', 'dan');
+    await meshWith(d, [a, b]);
+    await meshWith(a, [b, d]);
+    await meshWith(b, [a, d]);
+    await d.fill('#chat-input', 'dan joined after the restart');
+    await d.click('#chat-send');
+    for (const p of [a, b]) {
+      await waitFor(async () => (await chatLines(p)).includes('dan: dan joined after the restart'), T(10000),
+        `${p.nick} to see dan's line`);
+    }
+
+    for (const p of [a, b, d, other]) {
+      assert.deepEqual(p.errors.filter((x) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(x)), [],
+        `${p.nick}: no errors on the page`);
+    }
+  });
+});
