@@ -274,6 +274,7 @@ export class Mesh extends EventTarget {
     this.session = randomId(); // tells our peers when this page started over
     this.peers = new Map(); // id -> state of one connection
     this.queues = new Map(); // id -> the promise its signals are chained on
+    this.collisions = 0; // offers that crossed one of ours
     this.listeners = [
       ['joined', (e) => e.detail.peers.forEach((p) => this.ensure(p.id, p.nick))],
       ['peerleft', (e) => { if (!e.detail.disconnected) this.drop(e.detail.id); }],
@@ -382,6 +383,7 @@ export class Mesh extends EventTarget {
       const readyForOffer = !peer.makingOffer && (pc.signalingState === 'stable' || peer.answerPending);
       const collision = description.type === 'offer' && !readyForOffer;
       peer.ignoreOffer = !this.polite(from) && collision;
+      if (collision) this.collisions += 1;
       if (peer.ignoreOffer) return;
       peer.answerPending = description.type === 'answer';
       await pc.setRemoteDescription(description);

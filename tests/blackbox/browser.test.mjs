@@ -125,4 +125,44 @@ describe('the demo in Chromium', { concurrency: false }, () => {
         `${p.nick}: no errors on the page`);
     }
   });
+
+  test('without a camera, and with offers crossing: the page says why, still calls, and renegotiation settles', async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const srv = await startServer(['--bind', '127.0.0.1'], { t });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    const chrome = await launch();
+    t.after(() => chrome.close());
+
+    // a user who refuses the camera: getUserMedia fails as browsers fail it
+    const denied = await chrome.browser.newContext();
+    await denied.addInitScript(() => {
+      navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    });
+    const a = await openDemo(chrome.browser, origin, 'nocam', 'ann', { context: denied });
+    const b = await openDemo(chrome.browser, origin, 'nocam', 'bob');
+    await waitFor(async () => /denied/.test(await a.locator('#notice').textContent()), T(10000), 'the notice on the page');
+    assert.equal(await a.locator('#notice').isVisible(), true);
+    await meshWith(a, [b]);
+    await meshWith(b, [a]);
+    // the page without a camera still sees and hears the other
+    await waitFor(async () => Object.values(await framesDecoded(a)).every((n) => n > 5), T(30000), 'ann to decode bob\'s video', 250);
+
+    // both sides renegotiate at once (an ICE restart each): the offers
+    // cross, the polite side yields, and both end stable and connected
+    const states = async (p) => p.evaluate(() => [...window.demo.mesh.peers.values()].map((x) => x.pc.signalingState));
+    await Promise.all([a, b].map((p) => p.evaluate(() => {
+      for (const x of window.demo.mesh.peers.values()) x.pc.restartIce();
+    })));
+    for (const p of [a, b]) {
+      await waitFor(async () => (await states(p)).every((x) => x === 'stable'), T(15000), `${p.nick} stable again`);
+    }
+    await meshWith(a, [b]);
+    await meshWith(b, [a]);
+    const crossed = await Promise.all([a, b].map((p) => p.evaluate(() => window.demo.mesh.collisions)));
+    t.diagnostic(`offers that crossed: ann ${crossed[0]}, bob ${crossed[1]}`);
+    assert.ok(crossed[0] + crossed[1] >= 1, 'the two offers crossed (else this tested nothing)');
+    await b.fill('#chat-input', 'still here');
+    await b.click('#chat-send');
+    await waitFor(async () => (await chatLines(a)).includes('bob: still here'), T(10000), 'the chat after renegotiating');
+  });
 });

@@ -48,11 +48,11 @@ export async function launch() {
   };
 }
 
-// A page of its own context (its own storage, its own media devices) on the
-// demo at `origin`, joining `room` as `nick`. Console errors are collected
-// in page.errors.
-export async function openDemo(browser, origin, room, nick) {
-  const context = await browser.newContext();
+// A page of its own context (its own storage, its own media devices; or the
+// context given) on the demo at `origin`, joining `room` as `nick`. Console
+// errors are collected in page.errors.
+export async function openDemo(browser, origin, room, nick, { context: given } = {}) {
+  const context = given || await browser.newContext();
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push(String(err)));
