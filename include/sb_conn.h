@@ -48,16 +48,20 @@ struct sb_qdepth {
 
 struct sb_conn {
 	atomic_uint refs;
+	/* small fields first, where they fill what refs leaves of a word */
+	bool scheduled;			/* {lock} the owner has been told */
+	bool overflow;			/* {lock} killed by its backlog bound */
+	atomic_bool dead;		/* written under {lock}; drops new output */
+	/* On one of the owner's ready lists.  Two sends can both see the
+	 * queue go from empty to non-empty (the owner may empty it between
+	 * them), so the owner's scheduler uses this to list c only once. */
+	atomic_bool listed;
 	struct sb_sched *sched;		/* immutable */
 	size_t max_backlog;		/* immutable */
 	struct sb_qdepth *depth;	/* immutable once published; or NULL */
 
-	pthread_mutex_t lock;		/* guards what follows, to the mark */
+	pthread_mutex_t lock;		/* guards q and the fields marked {lock} */
 	struct sb_queue q;		/* {lock} */
-	bool scheduled;			/* {lock} the owner has been told */
-	bool overflow;			/* {lock} killed by its backlog bound */
-	atomic_bool dead;		/* written under {lock}; drops new output */
-	/* -- end of {lock} */
 
 	/* {registry lock}: written by the owner under the write lock */
 	struct sb_room *room;		/* NULL while not joined */
@@ -67,10 +71,6 @@ struct sb_conn {
 	size_t nick_len;
 
 	void *owner_data;		/* owner only: the transport's session */
-	/* On one of the owner's ready lists.  Two sends can both see the
-	 * queue go from empty to non-empty (the owner may empty it between
-	 * them), so the owner's scheduler uses this to list c only once. */
-	atomic_bool listed;
 	struct sb_conn *ready_next;	/* whoever set listed, until taken off */
 };
 

@@ -39,7 +39,6 @@ struct sb_rx {
 	struct sb_wsguard guard;	/* first */
 	unsigned char *stash;		/* NULL when empty */
 	uint32_t stash_off, stash_len;
-	struct ssl_st *tls;		/* its TLS session, once read through */
 };
 
 /* Sizes the table for descriptors below nfds and sets what is called (on
@@ -53,9 +52,9 @@ int sb_recv_hook_init(int nfds, void (*on_fail)(struct sb_rx *rx),
 void sb_recv_hook_attach(int fd, struct sb_rx *rx);
 void sb_recv_hook_detach(int fd, struct sb_rx *rx);
 
-/* Bytes read and not yet given to lws: the stash, and with TLS what
- * OpenSSL holds decrypted.  fd's owner. */
-size_t sb_recv_hook_unread(struct sb_rx *rx);
+/* Bytes read and not yet given to lws: the stash, and with TLS (tls: the
+ * socket's session, or NULL) what OpenSSL holds decrypted.  fd's owner. */
+size_t sb_recv_hook_unread(struct sb_rx *rx, struct ssl_st *tls);
 
 /* Frees what rx's stash holds.  fd's owner. */
 void sb_recv_hook_release(struct sb_rx *rx);

@@ -49,12 +49,12 @@ void sb_recv_hook_detach(int fd, struct sb_rx *rx)
 		atomic_compare_exchange_strong(&table[fd], &expect, NULL);
 }
 
-size_t sb_recv_hook_unread(struct sb_rx *rx)
+size_t sb_recv_hook_unread(struct sb_rx *rx, struct ssl_st *tls)
 {
 	size_t n = rx->stash_len;
 
-	if (rx->tls)
-		n += (size_t)SSL_pending(rx->tls);
+	if (tls)
+		n += (size_t)SSL_pending(tls);
 	return n;
 }
 
@@ -249,7 +249,6 @@ int SSL_read(SSL *ssl, void *buf, int num)
 	rx = num > 0 ? lookup(SSL_get_fd(ssl)) : NULL;
 	if (!rx)
 		return real_ssl_read(ssl, buf, num);
-	rx->tls = ssl;
 	switch (guarded(rx, &t, buf, (size_t)num, &n)) {
 	case GIVE:
 	case PASS:
