@@ -18,8 +18,9 @@ if [ "${1:-}" = "--test" ]; then
 	# browser.test.mjs drives Debian's Chromium, headless, with the npm
 	# package playwright-core (never a browser that npm downloads).
 	pkgs+=(chromium)
-	# The suite's clients run on Node.js (18 or newer); Debian's is fine,
-	# and one installed some other way is used as it is.
+	# The suite's clients run on Node.js 20 or newer; one installed some
+	# other way is used as it is.  Debian 12's is 18: scripts/test.sh then
+	# fetches Node.js 20 from the npm registry for the tests.
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

@@ -9,6 +9,31 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 scripts/deps.sh --test
+
+# The black-box tests need Node.js 20 or newer (playwright-core does);
+# Debian 12's own nodejs is 18.  With an older one, fetch Node.js 20 once
+# from the npm registry (the node-linux-<arch> package holds the official
+# binary) into .tools/node, and put it first on the PATH.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+	tools="$top/.tools/node"
+	if [ ! -x "$tools/bin/node" ]; then
+		case "$(uname -m)" in
+		x86_64) arch=x64 ;;
+		aarch64) arch=arm64 ;;
+		*) echo "Node.js $node_major is too old for the tests; install Node.js 20 or newer" >&2; exit 1 ;;
+		esac
+		echo "Node.js ${node_major} is too old for the tests: fetching Node.js 20 into $tools" >&2
+		fetch=$(mktemp -d)
+		(cd "$fetch" && npm pack --silent "node-linux-$arch@20" >/dev/null && tar xzf node-linux-*.tgz)
+		mkdir -p "$tools"
+		cp -r "$fetch/package/bin" "$tools/"
+		rm -rf "$fetch"
+	fi
+	export PATH="$tools/bin:$PATH"
+fi
+echo "tests run on Node.js $(node --version)"
+
 # playwright-core never downloads a browser itself; say so all the same
 (cd tests/blackbox && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
