@@ -17,6 +17,7 @@ const STATE_TEXT = {
 let client = null;
 let mesh = null;
 let localStream = null;
+let cameraNotice = ''; // why there is no local video, if there is none
 const tiles = new Map(); // peer id (or 'local') -> tile element
 
 function notice(text) {
@@ -90,7 +91,8 @@ async function join(room, nick) {
     const why = err.name === 'NotAllowedError' ? 'access to the camera and microphone was denied'
       : err.name === 'NotFoundError' ? 'no camera or microphone was found'
         : `the camera could not be opened (${err.name})`;
-    notice(`Joining without video: ${why}. You can still see the others and chat.`);
+    cameraNotice = `Joining without video: ${why}. You can still see the others and chat.`;
+    notice(cameraNotice);
   }
   const me = tile('local', `${nick || 'you'} (you)`);
   me.classList.add('local');
@@ -107,9 +109,13 @@ async function join(room, nick) {
     badge.dataset.state = detail.state;
     badge.textContent = STATE_TEXT[detail.state] || detail.state;
     if (detail.state === 'reconnecting') notice('The signaling server is unreachable; retrying. Calls already set up go on.');
-    else if (detail.state === 'joined') notice(localStream ? '' : $('#notice').textContent);
+    else if (detail.state === 'joined') notice(cameraNotice);
   });
-  client.addEventListener('error', ({ detail }) => notice(`The server refused a message: ${detail.message} (${detail.code})`));
+  client.addEventListener('error', ({ detail }) => {
+    // a candidate or answer for a peer that has just left: nothing to say
+    if (detail.code === 'peer_not_found') return;
+    notice(`The server refused a message: ${detail.message} (${detail.code})`);
+  });
   mesh.addEventListener('peer', ({ detail }) => {
     tile(detail.id, nameOf(detail.id));
     setPeerState(detail.id, detail.pc.connectionState);
@@ -144,6 +150,8 @@ function leave() {
   if (localStream) for (const t of localStream.getTracks()) t.stop();
   for (const id of [...tiles.keys()]) removeTile(id);
   client = mesh = localStream = null;
+  cameraNotice = '';
+  notice('');
   $('#join').disabled = false;
   $('#leave').hidden = true;
   $('#room').disabled = false;

@@ -84,6 +84,7 @@ export class SignalingClient extends EventTarget {
   open() {
     clearTimeout(this.timer);
     this.setState(this.attempt ? 'reconnecting' : 'connecting');
+    if (this.closing) return; // a state listener called close()
     let ws;
     try {
       ws = new this.WebSocket(this.url);
@@ -176,14 +177,15 @@ export class SignalingClient extends EventTarget {
     // Nobody will tell us who left while we were away: a rejoin's roster
     // says who is there now.
     for (const peer of hadPeers) emit(this, 'peerleft', { ...peer, disconnected: true });
-    if (!willReconnect) {
+    // (a listener may have called close() meanwhile)
+    if (!willReconnect || this.closing) {
       this.setState('closed');
       return;
     }
     const delay = backoffDelay(this.attempt, this.backoff);
     this.attempt += 1;
     this.setState('reconnecting');
-    this.timer = setTimeout(() => this.open(), delay);
+    if (!this.closing) this.timer = setTimeout(() => this.open(), delay);
   }
 
   // Browsers cannot send WebSocket pings; a `ping` message keeps idle
@@ -271,16 +273,29 @@ export class Mesh extends EventTarget {
     this.stream = stream;
     this.rtcConfig = rtcConfig;
     this.PC = PC;
-    this.session = randomId(); // tells our peers when this page started over
     this.peers = new Map(); // id -> state of one connection
     this.queues = new Map(); // id -> the promise its signals are chained on
     this.collisions = 0; // offers that crossed one of ours
     this.listeners = [
-      ['joined', (e) => e.detail.peers.forEach((p) => this.ensure(p.id, p.nick))],
+      ['joined', (e) => this.onJoined(e.detail.peers)],
       ['peerleft', (e) => { if (!e.detail.disconnected) this.drop(e.detail.id); }],
       ['signal', (e) => this.enqueue(e.detail)],
     ];
     for (const [type, fn] of this.listeners) client.addEventListener(type, fn);
+  }
+
+  // After every (re)join: a connection to each peer of the roster. One we
+  // still have from before a drop is renegotiated (an ICE restart): the
+  // other side may have lost it meanwhile (it got our `leave`), and then
+  // answers from a new connection, which makes ours start over too. One
+  // that never got connected is made anew.
+  onJoined(roster) {
+    for (const { id, nick } of roster) {
+      const old = this.peers.get(id);
+      if (old && old.pc.connectionState !== 'connected') this.drop(id);
+      else if (old) old.pc.restartIce();
+      this.ensure(id, nick);
+    }
   }
 
   polite(id) {
@@ -298,7 +313,7 @@ export class Mesh extends EventTarget {
     if (old) this.drop(id);
     const pc = new this.PC(this.rtcConfig);
     const peer = {
-      id, nick, pc, remoteSession: null,
+      id, nick, pc, conn: randomId(), remoteConn: null,
       makingOffer: false, ignoreOffer: false, answerPending: false,
       channel: pc.createDataChannel('chat', { negotiated: true, id: 0 }),
       stream: null,
@@ -309,7 +324,7 @@ export class Mesh extends EventTarget {
       try {
         peer.makingOffer = true;
         await pc.setLocalDescription();
-        this.client.signal('offer', { description: pc.localDescription.toJSON(), session: this.session }, id);
+        this.client.signal('offer', { description: pc.localDescription.toJSON(), conn: peer.conn }, id);
       } catch (err) {
         console.warn(`switchboard: offer to ${id} failed`, err);
       } finally {
@@ -317,7 +332,7 @@ export class Mesh extends EventTarget {
       }
     };
     pc.onicecandidate = ({ candidate }) => {
-      if (candidate) this.client.signal('icecandidate', { candidate: candidate.toJSON(), session: this.session }, id);
+      if (candidate) this.client.signal('icecandidate', { candidate: candidate.toJSON(), conn: peer.conn }, id);
     };
     pc.ontrack = ({ track, streams }) => {
       peer.stream = streams[0] || peer.stream || new MediaStream();
@@ -327,10 +342,11 @@ export class Mesh extends EventTarget {
     pc.onconnectionstatechange = () => {
       emit(this, 'peerstate', { id, state: pc.connectionState });
       if (pc.connectionState !== 'failed' || this.peers.get(id) !== peer) return;
-      // still in the room: try new paths; gone (it left while we were
-      // away from the server): let it go
-      if (this.client.peers.has(id)) pc.restartIce();
-      else this.drop(id);
+      // still in the room: start over with a new connection (the other
+      // side replaces its own when it sees the new one); gone (it left
+      // while we were away from the server): let it go
+      this.drop(id);
+      if (this.client.peers.has(id)) this.ensure(id, peer.nick);
     };
     peer.channel.onopen = () => emit(this, 'channel', { id, state: 'open' });
     peer.channel.onclose = () => emit(this, 'channel', { id, state: 'closed' });
@@ -345,7 +361,9 @@ export class Mesh extends EventTarget {
   // to).
   enqueue(signal) {
     const prev = this.queues.get(signal.from) || Promise.resolve();
-    const next = prev.then(() => this.onSignal(signal));
+    const next = prev.then(() => this.onSignal(signal)).catch((err) => {
+      console.warn(`switchboard: a signal from ${signal.from} failed`, err);
+    });
     this.queues.set(signal.from, next);
     next.then(() => {
       if (this.queues.get(signal.from) === next) this.queues.delete(signal.from);
@@ -354,21 +372,26 @@ export class Mesh extends EventTarget {
 
   async onSignal({ type, from, payload }) {
     let peer = this.peers.get(from);
-    // A peer that started over (a reloaded page) has a new session: its old
-    // connection cannot be renegotiated, make a new one.
-    if (peer && payload.session && peer.remoteSession && payload.session !== peer.remoteSession && type === 'offer') {
+    // Signals name the connection they belong to. One from a connection
+    // other than the one ours is talking to means the other side started
+    // over (a new page, or a connection that failed): ours cannot be
+    // renegotiated with it, so make a new one.
+    if (peer && payload.conn && peer.remoteConn && payload.conn !== peer.remoteConn) {
+      if (type === 'icecandidate') return; // for a connection gone
       this.drop(from);
       peer = null;
+      if (type === 'answer') {
+        // to an offer of our old connection: the new one offers afresh
+        this.ensure(from, this.client.peers.get(from)?.nick);
+        return;
+      }
     }
     if (!peer) {
       if (type !== 'offer') return; // a leftover of a connection gone
       peer = this.ensure(from, this.client.peers.get(from)?.nick);
       if (!peer) return;
     }
-    if (payload.session) {
-      if (type !== 'icecandidate') peer.remoteSession = payload.session;
-      else if (peer.remoteSession && payload.session !== peer.remoteSession) return;
-    }
+    if (payload.conn && type !== 'icecandidate') peer.remoteConn = payload.conn;
     const { pc } = peer;
     try {
       if (type === 'icecandidate') {
@@ -386,11 +409,14 @@ export class Mesh extends EventTarget {
       if (collision) this.collisions += 1;
       if (peer.ignoreOffer) return;
       peer.answerPending = description.type === 'answer';
-      await pc.setRemoteDescription(description);
-      peer.answerPending = false;
+      try {
+        await pc.setRemoteDescription(description);
+      } finally {
+        peer.answerPending = false;
+      }
       if (description.type === 'offer') {
         await pc.setLocalDescription();
-        this.client.signal('answer', { description: pc.localDescription.toJSON(), session: this.session }, from);
+        this.client.signal('answer', { description: pc.localDescription.toJSON(), conn: peer.conn }, from);
       }
     } catch (err) {
       console.warn(`switchboard: ${type} from ${from} failed`, err);

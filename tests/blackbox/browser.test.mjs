@@ -180,5 +180,22 @@ describe('the demo in Chromium', { concurrency: false }, () => {
     await b.fill('#chat-input', 'still here');
     await b.click('#chat-send');
     await waitFor(async () => (await chatLines(a)).includes('bob: still here'), T(10000), 'the chat after renegotiating');
+
+    // ann's own WebSocket drops (the server is fine): bob gets her leave
+    // and closes his end; ann reconnects, rejoins, and the two start over
+    // until they are connected again
+    const before = await a.evaluate(() => window.demo.client.attempt);
+    await a.evaluate(() => window.demo.client.ws.close(4000, 'test drop'));
+    await waitFor(async () => (await meshState(b)).peers.length === 0, T(10000), 'bob to close his end');
+    await waitFor(async () => {
+      const m = await meshState(a);
+      return m.state === 'joined' && m.roster.length === 1;
+    }, T(15000), 'ann to rejoin');
+    assert.equal(await a.evaluate(() => window.demo.client.attempt), 0, `reconnected (attempts before: ${before})`);
+    await meshWith(a, [b], 'ann connected to bob again');
+    await meshWith(b, [a], 'bob connected to ann again');
+    await a.fill('#chat-input', 'back again');
+    await a.click('#chat-send');
+    await waitFor(async () => (await chatLines(b)).includes('ann: back again'), T(10000), 'the chat after starting over');
   });
 });
