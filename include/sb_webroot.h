@@ -2,16 +2,19 @@
  * Static files for `GET /` and the like (--web-root): the demo page and the
  * client library.  The whole directory is read into memory once, at start,
  * so a request never touches the disk (no blocking I/O on a worker) and
- * never names a file that was not there then: a path is looked up among the
- * loaded names, nothing else, so "..", symbolic links out of the tree and
- * the like cannot reach anything.  Each file is one refcounted message that
+ * never names a file that was not loaded then: a path is looked up among
+ * the loaded names, nothing else, so ".." and the like reach nothing.
+ * Symbolic links inside the directory are followed when it is loaded (they
+ * are the operator's, as in any web server's document root).  Each file is one refcounted message that
  * every answer shares.
  *
  * What is loaded: regular files (symbolic links are followed) whose path
  * components are made of letters, digits, '.', '-' and '_' and do not start
  * with '.', down to SB_WEB_DEPTH directories, at most SB_WEB_FILES files of
  * at most SB_WEB_FILE_MAX bytes each and SB_WEB_TOTAL_MAX bytes in all.
- * Anything else is left out (and logged at debug level).  A change on disk
+ * Other names, and what lies deeper or has a longer path than 1023
+ * bytes, are left out (logged at debug level); more or larger files than
+ * the limits make the load fail.  A change on disk
  * is seen after a restart.
  *
  * Immutable after load: any thread may look up.

@@ -5,9 +5,33 @@
 #include "sb_webroot.h"
 #include "sb_worker.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #define TEXT "text/plain; charset=utf-8"
+
+/* The process's figures, read at most once a second: counting open
+ * descriptors lists /proc/self/fd, which is long under load, and /metrics
+ * needs no authentication.  Any worker thread. */
+static void proc_stats(struct sb_proc_stats *out)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct sb_proc_stats cached;
+	static struct timespec at;	/* {lock} when cached was read */
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&lock);
+	if ((!at.tv_sec && !at.tv_nsec) ||
+	    (now.tv_sec - at.tv_sec) * 1000000000L + (now.tv_nsec - at.tv_nsec) >=
+	    1000000000L) {
+		sb_proc_stats_read(&cached);
+		at = now;
+	}
+	*out = cached;
+	pthread_mutex_unlock(&lock);
+}
 
 int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body,
 		   const char **content_type, struct sb_msg **file)
@@ -32,7 +56,7 @@ int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body
 		for (int i = 0; i < srv->nworkers; i++)
 			stats[i] = sb_worker_stats(srv->workers[i]);
 		sb_registry_counts(srv->reg, &rooms, &peers);
-		sb_proc_stats_read(&proc);
+		proc_stats(&proc);
 		sb_metrics_render(body, stats, srv->nworkers, rooms, peers, &proc);
 		*content_type = "text/plain; version=0.0.4; charset=utf-8";
 		return 200;

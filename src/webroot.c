@@ -148,18 +148,27 @@ static int walk(struct sb_webroot *r, int dirfd, const char *prefix, int depth,
 		char path[1024];
 		struct stat st;
 
-		if (!servable_name(e->d_name))
+		if (!servable_name(e->d_name)) {
+			if (e->d_name[0] != '.')
+				sb_log(SB_LOG_DEBUG, 0, "web root: %s/%s left out (its name)",
+				       prefix, e->d_name);
 			continue;
+		}
 		if (snprintf(path, sizeof(path), "%s/%s", prefix, e->d_name) >=
-		    (int)sizeof(path))
+		    (int)sizeof(path)) {
+			sb_log(SB_LOG_DEBUG, 0, "web root: a path under %s left out (too long)",
+			       prefix);
 			continue;
+		}
 		if (fstatat(dirfd, e->d_name, &st, 0))
 			continue;
 		if (S_ISDIR(st.st_mode)) {
 			int sub;
 
-			if (depth >= SB_WEB_DEPTH)
+			if (depth >= SB_WEB_DEPTH) {
+				sb_log(SB_LOG_DEBUG, 0, "web root: %s left out (too deep)", path);
 				continue;
+			}
 			sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (sub >= 0)
 				rc = walk(r, sub, path, depth + 1, err, errlen);
