@@ -48,6 +48,11 @@ void sb_addr_format(const struct sb_addr *a, char *buf, size_t len);
 
 bool sb_addr_equal(const struct sb_addr *a, const struct sb_addr *b);
 
+/* What --max-connections-per-ip counts a client as: its IPv4 address, or
+ * the /64 network of its IPv6 address ("2001:db8:1:2::/64"), since one
+ * IPv6 subscriber usually holds a whole /64. */
+void sb_addr_limit_key(const struct sb_addr *a, char *buf, size_t len);
+
 /* Parses "ADDR/PREFIX" or a single "ADDR" (the whole address).  Returns
  * false when s is not that, or when bits past the prefix are set
  * ("10.0.0.1/8" is refused: it is most likely a typing mistake). */

@@ -118,6 +118,21 @@ void sb_addr_format(const struct sb_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
+void sb_addr_limit_key(const struct sb_addr *a, char *buf, size_t len)
+{
+	struct sb_addr net = *a;
+	size_t n;
+
+	if (a->family != AF_INET6) {
+		sb_addr_format(a, buf, len);
+		return;
+	}
+	memset(net.bytes + 8, 0, 8);
+	sb_addr_format(&net, buf, len);
+	n = strlen(buf);
+	snprintf(buf + n, len - n, "/64");
+}
+
 bool sb_addr_equal(const struct sb_addr *a, const struct sb_addr *b)
 {
 	return a->family == b->family &&

@@ -957,9 +957,9 @@ static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining");
 	if (s && !s->admitted &&
 	    (cfg->max_connections || cfg->max_connections_per_ip)) {
-		char ip[SB_ADDR_STRLEN];
+		char ip[SB_ADDR_STRLEN + 4];
 
-		sb_addr_format(&client, ip, sizeof(ip));
+		sb_addr_limit_key(&client, ip, sizeof(ip));
 		if (sb_server_admit(w->srv, ip, &s->ip_key))
 			return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 				      "too many connections");

@@ -155,5 +155,9 @@ describe('--trusted-proxy', () => {
     await a.close();
     await waitFor(async () => (await upgradeStatus(srv.url, { 'X-Forwarded-For': '198.51.100.1' })) === 101,
       T(5000), 'the place of 198.51.100.1 to free up');
+    // IPv6 clients count by their /64
+    await connect(srv.url, { t, headers: { 'X-Forwarded-For': '2001:db8:1:2::1' } });
+    assert.equal(await upgradeStatus(srv.url, { 'X-Forwarded-For': '2001:db8:1:2:ffff::7' }), 503);
+    assert.equal(await upgradeStatus(srv.url, { 'X-Forwarded-For': '2001:db8:1:3::1' }), 101);
   });
 });

@@ -227,11 +227,32 @@ static void test_client(void)
 		  "198.51.100.1");
 }
 
+static void key_is(const char *addr_text, const char *want)
+{
+	struct sb_addr a = addr(addr_text);
+	char buf[SB_ADDR_STRLEN + 4];
+
+	sb_addr_limit_key(&a, buf, sizeof(buf));
+	CHECK_EQ_STR(buf, want);
+}
+
+static void test_limit_key(void)
+{
+	key_is("192.0.2.7", "192.0.2.7");
+	key_is("::ffff:192.0.2.7", "192.0.2.7");
+	key_is("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64");
+	key_is("2001:db8:1:2::99", "2001:db8:1:2::/64");
+	key_is("2001:db8:1:3::1", "2001:db8:1:3::/64");
+	key_is("::1", "::/64");
+	key_is("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff::/64");
+}
+
 int main(void)
 {
 	RUN_TEST(test_parse);
 	RUN_TEST(test_from_sockaddr);
 	RUN_TEST(test_cidr);
 	RUN_TEST(test_client);
+	RUN_TEST(test_limit_key);
 	return check_summary();
 }
