@@ -5,7 +5,7 @@
  * a guard attached read as usual.
  *
  * Read-ahead.  lws reads a WebSocket at most its rx buffer size per recv()
- * (2 KiB here, kept small because lws allocates it per connection), which
+ * (1 KiB here, kept small because lws allocates it per connection), which
  * caps how many messages one read, and so one write, carries.  The hook
  * therefore reads up to SB_RX_READ_MAX bytes from the kernel, gives lws
  * what it asked for, and keeps the rest in the socket's stash (allocated
