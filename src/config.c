@@ -90,6 +90,12 @@ static const struct option_spec specs[] = {
 	{ NULL, "--web-root", K_STR, 0, 0, FIELD(web_root) },
 };
 
+/* Empties a list option: its field is the count of values. */
+static void list_clear(struct sb_config *cfg, const struct option_spec *sp)
+{
+	*(int *)(void *)((char *)cfg + sp->offset) = 0;
+}
+
 void sb_config_defaults(struct sb_config *cfg)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -238,7 +244,7 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 			/* a list: values separated by commas */
 			char item[SB_ORIGIN_MAX + 1];
 
-			*(int *)(void *)((char *)cfg + sp->offset) = 0;
+			list_clear(cfg, sp);
 			while (*value) {
 				size_t len = strcspn(value, ",");
 
@@ -320,7 +326,7 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 		}
 		if (is_list(sp->kind) && !given[sp - specs]) {
 			/* the command line's list replaces the environment's */
-			*(int *)(void *)((char *)cfg + sp->offset) = 0;
+			list_clear(cfg, sp);
 			given[sp - specs] = true;
 		}
 		if (set_value(cfg, sp, value, msg, msglen))

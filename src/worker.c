@@ -68,7 +68,8 @@ struct sb_sock {
 	struct sb_utf8 utf8;		/* of the message being reassembled */
 
 	struct sb_conn *conn;		/* WebSocket only, ESTABLISHED..CLOSED */
-	struct sb_sock *prev, *next;	/* the worker's WebSocket list */
+	struct sb_sock *prev, *next;	/* the worker's WebSocket list, or
+					 * for an orphan its orphan list */
 	struct sb_sock *close_next;	/* the worker's close list */
 	struct sb_sock *stash_next;	/* the worker's stash list */
 
@@ -180,6 +181,26 @@ static void kick_idle(struct sb_worker *w)
 {
 	if (!uv_is_active((uv_handle_t *)&w->idle))
 		uv_idle_start(&w->idle, on_idle);
+}
+
+/* The worker's doubly linked lists of sockets (w->socks, w->orphans). */
+static void list_add(struct sb_sock **head, struct sb_sock *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void list_remove(struct sb_sock **head, struct sb_sock *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -306,6 +327,12 @@ static const char *close_reason(uint16_t code)
 
 static void stash_later(struct sb_sock *s);
 
+/* Bytes read for s and not yet given to lws.  s->wsi is live. */
+static size_t unread(struct sb_sock *s)
+{
+	return sb_recv_hook_unread(&s->rx_state, lws_get_ssl(s->wsi));
+}
+
 /* Lets lws read what the recv hook read ahead for s, as if the socket had
  * polled readable, until the stash is empty or s is closing.  Should lws
  * not read (it may first finish bytes of its own), the rest waits for the
@@ -316,24 +343,20 @@ static void service_stash(struct sb_worker *w, struct sb_sock *s)
 	int stalls = 0;
 
 	s->servicing = true;
-	while (s->wsi && !s->closing && !s->destroyed &&
-	       sb_recv_hook_unread(&s->rx_state, lws_get_ssl(s->wsi))) {
+	while (s->wsi && !s->closing && !s->destroyed && unread(s)) {
 		struct lws_pollfd pfd = { .fd = s->fd, .events = LWS_POLLIN,
 					  .revents = LWS_POLLIN };
-		size_t before = sb_recv_hook_unread(&s->rx_state, lws_get_ssl(s->wsi));
+		size_t before = unread(s);
 
 		if (lws_service_fd(w->ctx, &pfd) < 0)
 			break;
-		if (!s->destroyed && s->wsi &&
-		    sb_recv_hook_unread(&s->rx_state, lws_get_ssl(s->wsi)) == before &&
-		    ++stalls >= 2) {
+		if (!s->destroyed && s->wsi && unread(s) == before && ++stalls >= 2) {
 			if (!s->destroyed && s->stash_retries++ < 8)
 				stash_later(s);
 			break;
 		}
 	}
-	if (!s->destroyed && s->wsi &&
-	    !sb_recv_hook_unread(&s->rx_state, lws_get_ssl(s->wsi)))
+	if (!s->destroyed && s->wsi && !unread(s))
 		s->stash_retries = 0;
 	s->servicing = false;
 	if (s->destroyed) {
@@ -580,11 +603,7 @@ static void ws_established(struct sb_worker *w, struct sb_sock *s)
 	sb_wsguard_upgrade(&s->rx_state.guard);
 	s->last_rx = s->rate_stamp = s->opened = now_ms(w);
 	s->tokens = 2 * cfg_of(w)->rate;
-	s->prev = NULL;
-	s->next = w->socks;
-	if (w->socks)
-		w->socks->prev = s;
-	w->socks = s;
+	list_add(&w->socks, s);
 	w->nsocks++;
 	sb_stat_add(&w->stats.connections, 1);
 	if (w->draining)
@@ -619,12 +638,7 @@ static void ws_closed(struct sb_worker *w, struct sb_sock *s)
 	sb_conn_unref(c);
 	s->conn = NULL;
 
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		w->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	list_remove(&w->socks, s);
 	w->nsocks--;
 	sb_stat_sub(&w->stats.connections, 1);
 	sb_stat_add(&w->stats.closes[s->cause], 1);
@@ -1023,12 +1037,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return 0;
 		}
 		if (s->orphan) {
-			if (s->prev)
-				s->prev->next = s->next;
-			else
-				w->orphans = s->next;
-			if (s->next)
-				s->next->prev = s->prev;
+			list_remove(&w->orphans, s);
 			s->orphan = false;
 		}
 		atomic_fetch_sub(&w->load, 1);
@@ -1114,11 +1123,7 @@ static void adopt(struct sb_worker *w, int fd, const struct sb_addr *peer)
 		 * and frees s.  Listed meanwhile, in case it never does. */
 		sb_recv_hook_detach(fd, &s->rx_state);
 		s->orphan = true;
-		s->prev = NULL;
-		s->next = w->orphans;
-		if (w->orphans)
-			w->orphans->prev = s;
-		w->orphans = s;
+		list_add(&w->orphans, s);
 		return;
 	}
 	if (!wsi || s->destroyed) {
