@@ -6,30 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import WebSocket from 'ws';
-import { connect, joined } from './lib/client.mjs';
-import { T, startServer, waitFor, withTimeout } from './lib/harness.mjs';
+import { connect, joined, upgradeStatus } from './lib/client.mjs';
+import { T, startServer, waitFor } from './lib/harness.mjs';
 import { getMetrics } from './lib/metrics.mjs';
 
 function isReference() {
   return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
-}
-
-// Tries an upgrade; resolves with the HTTP status of a refusal, or 101 (and
-// closes the connection again) when it was let in.
-function upgradeStatus(url, headers = {}, options = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false, ...options });
-    ws.on('unexpected-response', (req, res) => {
-      resolve(res.statusCode);
-      req.destroy();
-    });
-    ws.on('open', () => {
-      ws.terminate();
-      resolve(101);
-    });
-    ws.on('error', (err) => { if (!err.message.includes('Unexpected server response')) reject(err); });
-  }), T(5000), `an upgrade to ${url}`);
 }
 
 describe('--allowed-origin', () => {

@@ -7,8 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import WebSocket from 'ws';
-import { connect, isJoinOf, isLeaveOf, joined } from './lib/client.mjs';
+import { connect, isJoinOf, isLeaveOf, joined, upgradeStatus } from './lib/client.mjs';
 import { T, sleep, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { getMetrics, parsePrometheus, waitForMetrics } from './lib/metrics.mjs';
 import { startNginx } from './lib/nginx.mjs';
@@ -27,23 +26,6 @@ function via(ngx, { localAddress, autoPong } = {}) {
   if (localAddress) options.localAddress = localAddress;
   if (autoPong !== undefined) options.autoPong = autoPong;
   return options;
-}
-
-// Tries an upgrade through nginx; resolves with the HTTP status of a refusal,
-// or 101 (and closes the connection again) when it was let in.
-function upgradeStatus(ngx, { localAddress, headers = {} } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(ngx.url, { perMessageDeflate: false, headers, ...via(ngx, { localAddress }) });
-    ws.on('unexpected-response', (req, res) => {
-      resolve(res.statusCode);
-      req.destroy();
-    });
-    ws.on('open', () => {
-      ws.terminate();
-      resolve(101);
-    });
-    ws.on('error', (err) => { if (!err.message.includes('Unexpected server response')) reject(err); });
-  }), T(5000), `an upgrade through nginx from ${localAddress || '127.0.0.1'}`);
 }
 
 // The access line (--log-format json) of the connection that joined as `id`.
@@ -264,8 +246,8 @@ describe('the client address behind nginx (--trusted-proxy)', () => {
     await first.join('first', { room: 'ip' });
     // A second connection from 127.0.0.2 is refused, whatever it claims;
     // nginx passes the server's 503 on.
-    assert.equal(await upgradeStatus(ngx, { localAddress: '127.0.0.2' }), 503);
-    assert.equal(await upgradeStatus(ngx, { localAddress: '127.0.0.2', headers: { 'X-Forwarded-For': '198.51.100.7' } }), 503);
+    assert.equal(await upgradeStatus(ngx.url, {}, via(ngx, { localAddress: '127.0.0.2' })), 503);
+    assert.equal(await upgradeStatus(ngx.url, { 'X-Forwarded-For': '198.51.100.7' }, via(ngx, { localAddress: '127.0.0.2' })), 503);
     // Another address is let in, though nginx's own is the same.
     const other = await connect(ngx.url, { t, name: 'other', options: via(ngx, { localAddress: '127.0.0.3' }) });
     await other.join('other', { room: 'ip' });
@@ -275,7 +257,7 @@ describe('the client address behind nginx (--trusted-proxy)', () => {
     // A freed place is reused.
     await first.close();
     await other.next(isLeaveOf('first'));
-    await waitFor(async () => (await upgradeStatus(ngx, { localAddress: '127.0.0.2' })) === 101, T(5000),
+    await waitFor(async () => (await upgradeStatus(ngx.url, {}, via(ngx, { localAddress: '127.0.0.2' }))) === 101, T(5000),
       'the place of 127.0.0.2 to free up');
   });
 });

@@ -6,15 +6,14 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, isJoinOf, joined } from './lib/client.mjs';
-import { T, runServer, startServer, withTimeout } from './lib/harness.mjs';
+import { T, httpGet, runServer, startServer, withTimeout } from './lib/harness.mjs';
 import { parsePrometheus } from './lib/metrics.mjs';
 import { OP, encodeFrame, rawConnect } from './lib/rawws.mjs';
 
@@ -45,28 +44,14 @@ async function tlsServer(t, args = []) {
 const trustAny = { rejectUnauthorized: false };
 
 function httpsGet(srv, urlPath) {
-  return withTimeout(new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port: srv.port, path: urlPath, ca: [readCert()], servername: 'localhost', agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => resolve({ status: res.statusCode, body }));
-      }).on('error', reject);
-  }), T(5000), `GET https ${urlPath}`);
-}
-
-let certText;
-function readCert() {
-  if (!certText) certText = execFileSync('cat', [cert], { encoding: 'utf8' });
-  return certText;
+  return httpGet(srv, urlPath, { host: '127.0.0.1', tls: { ca: [readFileSync(cert)], servername: 'localhost' } });
 }
 
 describe('wss:// and https://', () => {
   test('join, relay in order, leave; /healthz and /metrics over https, the certificate verifying', async (t) => {
     if (isReference()) return t.skip('the reference has no TLS');
     const srv = await tlsServer(t, ['--workers', '2']);
-    const a = await joined(srv.wss, 'a', { t, room: 's', options: { ca: [readCert()] } });
+    const a = await joined(srv.wss, 'a', { t, room: 's', options: { ca: [readFileSync(cert)] } });
     const b = await joined(srv.wss, 'b', { t, room: 's', options: trustAny });
     await a.next(isJoinOf('b'));
     for (let i = 0; i < 200; i++) a.send({ type: 'message', payload: { i } });

@@ -89,9 +89,23 @@ listening_port() {
 has_port() { [ -n "$(listening_port)" ] || ! kill -0 "$server_pid" 2>/dev/null; }
 has_exited() { ! kill -0 "$server_pid" 2>/dev/null; }
 
-# check_binary BIN: it runs, listens, answers /healthz, exits 0 on SIGTERM
+# expect_200 PORT PATH WHAT: GET PATH on 127.0.0.1:PORT answers 200
+expect_200() {
+	local port=$1 path=$2 what=$3 line=
+	if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+		printf 'GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n' "$path" >&3
+		IFS= read -r -t $((10 * scale)) line <&3 || true
+		exec 3<&-
+	fi
+	case "$line" in
+	"HTTP/1.1 200"*) ;;
+	*) fail "binary: GET $path answered '${line%$'\r'}', expected 200$what" ;;
+	esac
+}
+
+# check_binary BIN: it runs, listens, answers /healthz and /, exits 0 on SIGTERM
 check_binary() {
-	local bin=$1 port status line
+	local bin=$1 port status
 	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
 		fail "binary: $bin is missing or not executable"
 		return
@@ -118,30 +132,11 @@ check_binary() {
 		return
 	fi
 
-	# One plain HTTP request, with bash's own /dev/tcp: no client to install.
-	line=
-	if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
-		printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n' >&3
-		IFS= read -r -t $((10 * scale)) line <&3 || true
-		exec 3<&-
-	fi
-	case "$line" in
-	"HTTP/1.1 200"*) ;;
-	*) fail "binary: GET /healthz answered '${line%$'\r'}', expected 200" ;;
-	esac
-
+	# Plain HTTP requests, with bash's own /dev/tcp: no client to install.
+	expect_200 "$port" /healthz ""
 	# The demo page, found beside the installed binary (--web-root's
 	# default), not in the source tree.
-	line=
-	if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
-		printf 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n' >&3
-		IFS= read -r -t $((10 * scale)) line <&3 || true
-		exec 3<&-
-	fi
-	case "$line" in
-	"HTTP/1.1 200"*) ;;
-	*) fail "binary: GET / answered '${line%$'\r'}', expected 200 (the installed demo page)" ;;
-	esac
+	expect_200 "$port" / " (the installed demo page)"
 	if ! grep -q "serving $(echo $webfiles | wc -w) files from .*/switchboard/web" "$tmp/server.err" ||
 	   grep -q "serving .* from $src/web" "$tmp/server.err"; then
 		fail "binary: it does not serve the installed web files:"

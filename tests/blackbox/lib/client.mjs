@@ -195,3 +195,21 @@ export function isLeaveOf(id) {
 export function isJoinOf(id) {
   return (m) => m.type === 'join' && m.payload && m.payload.id === id;
 }
+
+// Tries a WebSocket upgrade; resolves with the HTTP status of a refusal, or
+// 101 (and closes the connection again) when it was let in. `options` go
+// to the `ws` constructor (TLS options, `localAddress`).
+export function upgradeStatus(url, headers = {}, options = {}, timeout = T(5000)) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false, ...options });
+    ws.on('unexpected-response', (req, res) => {
+      resolve(res.statusCode);
+      req.destroy();
+    });
+    ws.on('open', () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.on('error', (err) => { if (!err.message.includes('Unexpected server response')) reject(err); });
+  }), timeout, `an upgrade to ${url}${options.localAddress ? ` from ${options.localAddress}` : ''}`);
+}

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
@@ -294,9 +295,12 @@ export async function startServer(args = [], { t, bind = '127.0.0.1', raw = fals
 // ------------------------------------------------------------ HTTP
 
 // One plain HTTP GET on a fresh connection: {status, headers, body}.
-export function httpGet(srv, urlPath, { timeout = T(5000), host, headers = {} } = {}) {
+// With `tls` (https.request's TLS options, e.g. { ca }) the GET is HTTPS.
+export function httpGet(srv, urlPath, { timeout = T(5000), host, headers = {}, tls, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({
+    const req = (tls ? https : http).request({
+      ...tls,
+      localAddress,
       host: host || srv.httpHost,
       port: srv.port,
       path: urlPath,

@@ -14,12 +14,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants as fsc, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { T, sleep, track, untrack, withTimeout } from './harness.mjs';
+import { T, httpGet, sleep, track, untrack, withTimeout } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const EXAMPLE = path.resolve(here, '../../../deploy/nginx/switchboard.conf');
@@ -298,21 +297,7 @@ function makeHandle({ dir, port, ca, proc, exited }) {
 
     // One HTTPS GET through nginx on a fresh connection: {status, headers, body}.
     get(urlPath, { localAddress, headers = {}, timeout = T(5000) } = {}) {
-      return new Promise((resolve, reject) => {
-        const req = https.request({
-          host: HOST, port, path: urlPath, method: 'GET', agent: false, ca, localAddress, timeout,
-          headers: { Connection: 'close', ...headers },
-        }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d) => { body += d; });
-          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-          res.on('error', reject);
-        });
-        req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} through nginx timed out after ${timeout} ms`)));
-        req.on('error', reject);
-        req.end();
-      });
+      return httpGet(handle, urlPath, { tls: { ca }, localAddress, headers, timeout });
     },
 
     // Fast shutdown (SIGTERM: open WebSocket connections do not hold it up
