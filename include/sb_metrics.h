@@ -7,7 +7,7 @@
 #define SB_METRICS_H
 
 #include "sb_conn.h"
-#include "sb_jbuf.h"
+#include "sb_buf.h"
 #include "sb_proto.h"
 
 #include <stdatomic.h>
@@ -62,7 +62,7 @@ void sb_proc_stats_read(struct sb_proc_stats *p);
 /* Appends the Prometheus text exposition of the workers' stats, the
  * registry's counts and the process's figures (proc may be NULL) to out.
  * Any thread. */
-void sb_metrics_render(struct sb_jbuf *out, struct sb_stats *const *stats,
+void sb_metrics_render(struct sb_buf *out, struct sb_stats *const *stats,
 		       int nstats, size_t rooms, size_t peers,
 		       const struct sb_proc_stats *proc);
 

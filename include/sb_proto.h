@@ -54,8 +54,10 @@ enum {
 	SB_CLOSE_PROTOCOL = 1002,
 	SB_CLOSE_UNSUPPORTED = 1003,	/* binary frame */
 	SB_CLOSE_INVALID_DATA = 1007,	/* invalid UTF-8 */
-	SB_CLOSE_POLICY = 1008,		/* outbound backlog overflow */
+	SB_CLOSE_POLICY = 1008,		/* outbound backlog overflow, a message
+					 * not completed in time */
 	SB_CLOSE_TOO_BIG = 1009,	/* message over --max-message */
+	SB_CLOSE_INTERNAL = 1011,	/* out of memory */
 };
 
 #endif

@@ -39,6 +39,12 @@ struct sb_rx {
 	struct sb_wsguard guard;	/* first */
 	unsigned char *stash;		/* NULL when empty */
 	uint32_t stash_off, stash_len;
+	bool reached;			/* the hook has read this socket: lws
+					 * reads through it (sb_sock_open
+					 * refuses to go on otherwise) */
+	bool rx_seen;			/* frames arrived since the owner last
+					 * looked (any frame counts as life,
+					 * those lws answers itself too) */
 };
 
 /* Sizes the table for descriptors below nfds and sets what is called (on

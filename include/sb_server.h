@@ -10,13 +10,14 @@
  * Lock order (never taken the other way round, never held while calling
  * into libwebsockets or logging):
  *   registry rwlock  ->  connection lock  ->  worker inbox lock
- * The server's own lock (drain bookkeeping) is a leaf.
+ * The server's own lock (drain bookkeeping) and the edge's lock (counts per
+ * client address, src/edge.c) are leaves.
  */
 #ifndef SB_SERVER_H
 #define SB_SERVER_H
 
 #include "sb_config.h"
-#include "sb_map.h"
+#include "sb_http.h"
 #include "sb_registry.h"
 
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include <sys/socket.h>
 
 struct sb_worker;
+struct sb_edge;
 struct sb_acceptor;
 struct sb_stats;
 struct ssl_ctx_st;
@@ -46,14 +48,14 @@ struct sb_server {
 	struct ssl_ctx_st *tls_client_ctx;
 	struct sb_webroot *web;		/* --web-root; NULL: none.  Immutable */
 
+	struct sb_edge *edge;		/* admission: any worker */
+	struct sb_stats **stats;	/* each worker's, immutable after start */
+	struct sb_http_src http;	/* immutable after start */
+
 	pthread_mutex_t lock;		/* leaf */
 	pthread_cond_t cond;		/* signalled when a worker drains */
 	int drained;			/* {lock} workers done draining */
-
-	/* --max-connections, --max-connections-per-ip */
-	atomic_uint admitted;		/* WebSocket connections let in */
-	pthread_mutex_t ip_lock;	/* leaf: guards ips */
-	struct sb_map *ips;		/* {ip_lock} address -> its count */
+	bool lock_made, cond_made;
 };
 
 /* Binds, listens, creates the workers and the acceptor and starts them.
@@ -66,20 +68,6 @@ void sb_server_drain(struct sb_server *srv);
 
 /* Frees what start made.  main only, after drain (or a failed start). */
 void sb_server_release(struct sb_server *srv);
-
-/* Called by a worker when it has finished draining.  Any thread. */
-void sb_server_worker_drained(struct sb_server *srv);
-
-/*
- * Lets one more WebSocket connection from client address ip in, within
- * --max-connections and --max-connections-per-ip.  Returns 0 (then
- * *ip_key is what sb_server_unadmit() takes back: NULL when per-address
- * counting is off) or -EBUSY over a limit.  Any thread.
- */
-int sb_server_admit(struct sb_server *srv, const char *ip, char **ip_key);
-
-/* Takes back an admission (ip_key as sb_server_admit gave it). */
-void sb_server_unadmit(struct sb_server *srv, char *ip_key);
 
 static inline bool sb_server_draining(struct sb_server *srv)
 {

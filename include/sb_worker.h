@@ -12,13 +12,30 @@
 
 #include <stdbool.h>
 
-struct sb_server;
 struct sb_worker;
 struct sb_stats;
+struct sb_config;
+struct sb_registry;
+struct sb_edge;
+struct sb_http_src;
+struct ssl_ctx_st;
+
+/* What a worker is given; every pointer outlives it. */
+struct sb_worker_setup {
+	const struct sb_config *cfg;
+	struct sb_registry *reg;
+	struct sb_edge *edge;
+	const struct sb_http_src *http_src;
+	struct ssl_ctx_st *tls_client_ctx;	/* with TLS (sb_transport.h) */
+	/* called once the worker has drained (its context is gone), on the
+	 * worker's thread */
+	void (*drained)(void *arg);
+	void *arg;
+};
 
 /* Creates worker index's loop and context.  main only, before any worker
- * runs.  NULL on failure, logged. */
-struct sb_worker *sb_worker_new(struct sb_server *srv, int index);
+ * runs, one after the other.  NULL on failure, logged. */
+struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index);
 
 /* Starts the thread.  0 or a negative errno.  main only. */
 int sb_worker_start(struct sb_worker *w);
@@ -33,7 +50,7 @@ int sb_worker_give(struct sb_worker *w, int fd, const struct sb_addr *peer);
 unsigned sb_worker_load(struct sb_worker *w);
 
 /* Asks w to drain: flush, close every WebSocket with 1001, destroy its
- * context, then call sb_server_worker_drained().  Any thread. */
+ * context, then call setup->drained.  Any thread. */
 void sb_worker_drain(struct sb_worker *w);
 
 /* Asks a drained w to end its thread, and joins it.  main only, once all
@@ -44,13 +61,5 @@ void sb_worker_stop(struct sb_worker *w);
 void sb_worker_free(struct sb_worker *w);
 
 struct sb_stats *sb_worker_stats(struct sb_worker *w);
-
-struct sb_rx;
-
-/* The recv hook's callbacks (sb_recv_hook.h), on the socket's worker
- * thread: a protocol violation (closes the connection with 1002), and
- * read-ahead waiting to be handed to lws (done in the check phase). */
-void sb_worker_guard_failed(struct sb_rx *rx);
-void sb_worker_stashed(struct sb_rx *rx);
 
 #endif

@@ -34,7 +34,8 @@ struct sb_wsguard {
 	uint8_t crlf;		/* HTTP: bytes of "\r\n\r\n" matched so far */
 	bool in_message;	/* a fragmented data message is open */
 	bool control;		/* the current frame is a control frame */
-	bool rx_seen;		/* bytes arrived since the owner last looked */
+	bool fin;		/* the current frame is a final one */
+	uint32_t messages;	/* data messages completed (wraps) */
 	uint64_t remain;	/* payload bytes of the current frame to skip */
 };
 
@@ -54,6 +55,10 @@ void sb_wsguard_upgrade(struct sb_wsguard *g);
  * began in an earlier call); what follows must not reach the parser.
  */
 size_t sb_wsguard_frames(struct sb_wsguard *g, const void *p, size_t n);
+
+/* Whether the client is inside a frame or a fragmented message: it owes
+ * the rest (sb_liveness.h bounds how long). */
+bool sb_wsguard_unfinished(const struct sb_wsguard *g);
 
 /* The header of an unmasked, final text frame of len payload bytes, as the
  * server sends them: writes 2, 4 or 10 bytes to out and returns how many. */

@@ -1,6 +1,6 @@
 #include "sb_codec.h"
 
-#include "sb_jbuf.h"
+#include "sb_buf.h"
 #include "sb_utf8.h"
 
 #include <stdio.h>
@@ -29,8 +29,8 @@ struct span {
 
 struct sb_codec {
 	size_t max_field;
-	struct sb_jbuf strings;		/* decoded string values */
-	struct sb_jbuf key;		/* the key being compared */
+	struct sb_buf strings;		/* decoded string values */
+	struct sb_buf key;		/* the key being compared */
 	struct span *members;		/* the payload's members, in order */
 	bool *skip;			/* [i]: member i is "id" or "nick" */
 	size_t nmembers, members_cap;
@@ -54,8 +54,8 @@ struct sb_codec *sb_codec_new(size_t max_field)
 	if (!c)
 		return NULL;
 	c->max_field = max_field;
-	sb_jbuf_init(&c->strings, (size_t)UINT32_MAX);
-	sb_jbuf_init(&c->key, (size_t)UINT32_MAX);
+	sb_buf_init(&c->strings, (size_t)UINT32_MAX);
+	sb_buf_init(&c->key, (size_t)UINT32_MAX);
 	return c;
 }
 
@@ -63,8 +63,8 @@ void sb_codec_free(struct sb_codec *c)
 {
 	if (!c)
 		return;
-	sb_jbuf_release(&c->strings);
-	sb_jbuf_release(&c->key);
+	sb_buf_release(&c->strings);
+	sb_buf_release(&c->key);
 	free(c->members);
 	free(c->skip);
 	free(c);
@@ -97,7 +97,7 @@ static int hex4(const unsigned char *p)
 	return v;
 }
 
-static void put_utf8(struct sb_jbuf *b, unsigned cp)
+static void put_utf8(struct sb_buf *b, unsigned cp)
 {
 	char u[4];
 	size_t n;
@@ -121,7 +121,7 @@ static void put_utf8(struct sb_jbuf *b, unsigned cp)
 		u[3] = (char)(0x80 | (cp & 0x3f));
 		n = 4;
 	}
-	sb_jbuf_add(b, u, n);
+	sb_buf_add(b, u, n);
 }
 
 #define ONES 0x0101010101010101ULL
@@ -138,7 +138,7 @@ static inline bool special8(uint64_t v)
 
 /* A string at s->p (its opening quote).  Appends its decoded text to out
  * when out is not NULL.  False when it is not a valid JSON string. */
-static bool string(struct scan *s, struct sb_jbuf *out)
+static bool string(struct scan *s, struct sb_buf *out)
 {
 	const unsigned char *p = s->p + 1, *run = p;
 
@@ -164,20 +164,20 @@ static bool string(struct scan *s, struct sb_jbuf *out)
 			continue;
 		}
 		if (out)
-			sb_jbuf_add(out, run, (size_t)(p - run));
+			sb_buf_add(out, run, (size_t)(p - run));
 		if (p + 1 >= s->end)
 			return false;
 		switch (p[1]) {
 		case '"': case '\\': case '/':
 			if (out)
-				sb_jbuf_add(out, p + 1, 1);
+				sb_buf_add(out, p + 1, 1);
 			p += 2;
 			break;
 		case 'b': case 'f': case 'n': case 'r': case 't': {
 			static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
 
 			if (out)
-				sb_jbuf_add(out, &to[strchr(from, p[1]) - from], 1);
+				sb_buf_add(out, &to[strchr(from, p[1]) - from], 1);
 			p += 2;
 			break;
 		}
@@ -206,7 +206,7 @@ static bool string(struct scan *s, struct sb_jbuf *out)
 		run = p;
 	}
 	if (out)
-		sb_jbuf_add(out, run, (size_t)(p - run));
+		sb_buf_add(out, run, (size_t)(p - run));
 	s->p = p + 1;
 	return true;
 }
@@ -305,8 +305,8 @@ static bool object(struct scan *s, int depth, bool members)
 		if (s->p >= s->end || *s->p != '"')
 			return false;
 		if (members) {
-			sb_jbuf_reset(&c->key);
-			if (!string(s, &c->key) || sb_jbuf_failed(&c->key))
+			sb_buf_reset(&c->key);
+			if (!string(s, &c->key) || sb_buf_failed(&c->key))
 				return false;
 		} else if (!string(s, NULL)) {
 			return false;
@@ -396,8 +396,8 @@ static bool top(struct scan *s)
 
 		if (s->p >= s->end || *s->p != '"')
 			return false;
-		sb_jbuf_reset(&c->key);
-		if (!string(s, &c->key) || sb_jbuf_failed(&c->key))
+		sb_buf_reset(&c->key);
+		if (!string(s, &c->key) || sb_buf_failed(&c->key))
 			return false;
 		for (int i = 0; i < F_COUNT; i++) {
 			if (strlen(field_names[i]) == c->key.len &&
@@ -416,7 +416,7 @@ static bool top(struct scan *s)
 				return false;
 		} else if (s->p < s->end && *s->p == '"' && f != F_PAYLOAD) {
 			c->decoded[f].start = (uint32_t)c->strings.len;
-			if (!string(s, &c->strings) || sb_jbuf_failed(&c->strings))
+			if (!string(s, &c->strings) || sb_buf_failed(&c->strings))
 				return false;
 			c->decoded[f].end = (uint32_t)c->strings.len;
 			s->kinds[f] = K_STRING;
@@ -460,7 +460,7 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 	s.c = c;
 	s.base = s.p = (const unsigned char *)buf;
 	s.end = s.base + len;
-	sb_jbuf_reset(&c->strings);
+	sb_buf_reset(&c->strings);
 	c->nmembers = 0;
 	c->src = buf;
 
@@ -590,16 +590,16 @@ void sb_codec_set_utf8_checked(struct sb_codec *c, bool checked)
 char *sb_codec_stamp(const char *id, size_t id_len, const char *nick,
 		     size_t nick_len, size_t *len)
 {
-	struct sb_jbuf b;
+	struct sb_buf b;
 
-	sb_jbuf_init(&b, (size_t)UINT32_MAX);
-	sb_jbuf_adds(&b, "\"id\":");
-	sb_jbuf_add_jstr(&b, id, id_len);
-	sb_jbuf_adds(&b, ",\"nick\":");
-	sb_jbuf_add_jstr(&b, nick, nick_len);
-	sb_jbuf_add(&b, "", 1);
-	if (sb_jbuf_failed(&b)) {
-		sb_jbuf_release(&b);
+	sb_buf_init(&b, (size_t)UINT32_MAX);
+	sb_buf_adds(&b, "\"id\":");
+	sb_buf_add_jstr(&b, id, id_len);
+	sb_buf_adds(&b, ",\"nick\":");
+	sb_buf_add_jstr(&b, nick, nick_len);
+	sb_buf_add(&b, "", 1);
+	if (sb_buf_failed(&b)) {
+		sb_buf_release(&b);
 		return NULL;
 	}
 	*len = b.len - 1;
@@ -653,42 +653,42 @@ struct sb_msg *sb_codec_relay(struct sb_codec *c, struct sb_request *req,
 struct sb_msg *sb_event_error(enum sb_err code, const char *message,
 			      const char *ref, size_t ref_len)
 {
-	struct sb_jbuf b;
+	struct sb_buf b;
 	struct sb_msg *m = NULL;
 
-	sb_jbuf_init(&b, (size_t)UINT32_MAX);
-	sb_jbuf_adds(&b, "{\"type\":\"error\",\"payload\":{\"code\":\"");
-	sb_jbuf_adds(&b, sb_err_names[code]);
-	sb_jbuf_adds(&b, "\",\"message\":");
-	sb_jbuf_add_jstr(&b, message, strlen(message));
+	sb_buf_init(&b, (size_t)UINT32_MAX);
+	sb_buf_adds(&b, "{\"type\":\"error\",\"payload\":{\"code\":\"");
+	sb_buf_adds(&b, sb_err_names[code]);
+	sb_buf_adds(&b, "\",\"message\":");
+	sb_buf_add_jstr(&b, message, strlen(message));
 	if (ref) {
-		sb_jbuf_adds(&b, ",\"ref\":");
-		sb_jbuf_add_jstr(&b, ref, ref_len);
+		sb_buf_adds(&b, ",\"ref\":");
+		sb_buf_add_jstr(&b, ref, ref_len);
 	}
-	sb_jbuf_adds(&b, "}}");
-	if (!sb_jbuf_failed(&b))
+	sb_buf_adds(&b, "}}");
+	if (!sb_buf_failed(&b))
 		m = sb_msg_from(b.p, b.len);
-	sb_jbuf_release(&b);
+	sb_buf_release(&b);
 	return m;
 }
 
 struct sb_msg *sb_event_peer(const char *type, const char *id, size_t id_len,
 			     const char *nick, size_t nick_len)
 {
-	struct sb_jbuf b;
+	struct sb_buf b;
 	struct sb_msg *m = NULL;
 
-	sb_jbuf_init(&b, (size_t)UINT32_MAX);
-	sb_jbuf_adds(&b, "{\"type\":\"");
-	sb_jbuf_adds(&b, type);
-	sb_jbuf_adds(&b, "\",\"payload\":{\"id\":");
-	sb_jbuf_add_jstr(&b, id, id_len);
-	sb_jbuf_adds(&b, ",\"nick\":");
-	sb_jbuf_add_jstr(&b, nick, nick_len);
-	sb_jbuf_adds(&b, "}}");
-	if (!sb_jbuf_failed(&b))
+	sb_buf_init(&b, (size_t)UINT32_MAX);
+	sb_buf_adds(&b, "{\"type\":\"");
+	sb_buf_adds(&b, type);
+	sb_buf_adds(&b, "\",\"payload\":{\"id\":");
+	sb_buf_add_jstr(&b, id, id_len);
+	sb_buf_adds(&b, ",\"nick\":");
+	sb_buf_add_jstr(&b, nick, nick_len);
+	sb_buf_adds(&b, "}}");
+	if (!sb_buf_failed(&b))
 		m = sb_msg_from(b.p, b.len);
-	sb_jbuf_release(&b);
+	sb_buf_release(&b);
 	return m;
 }
 

@@ -1,9 +1,11 @@
+/*
+ * The plain HTTP endpoints' answers (sb_http.h).
+ */
 #include "sb_http.h"
 
 #include "sb_metrics.h"
-#include "sb_server.h"
+#include "sb_registry.h"
 #include "sb_webroot.h"
-#include "sb_worker.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -33,7 +35,8 @@ static void proc_stats(struct sb_proc_stats *out)
 	pthread_mutex_unlock(&lock);
 }
 
-int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body,
+int sb_http_answer(const struct sb_http_src *src, const char *path,
+		   struct sb_buf *body,
 		   const char **content_type, struct sb_msg **file)
 {
 	const struct sb_webfile *f;
@@ -41,32 +44,29 @@ int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body
 	*content_type = TEXT;
 	*file = NULL;
 	if (!strcmp(path, "/healthz")) {
-		if (sb_server_draining(srv)) {
-			sb_jbuf_adds(body, "draining\n");
+		if (atomic_load_explicit(src->draining, memory_order_relaxed)) {
+			sb_buf_adds(body, "draining\n");
 			return 503;
 		}
-		sb_jbuf_adds(body, "ok\n");
+		sb_buf_adds(body, "ok\n");
 		return 200;
 	}
 	if (!strcmp(path, "/metrics")) {
-		struct sb_stats *stats[SB_WORKERS_MAX];
 		struct sb_proc_stats proc;
 		size_t rooms, peers;
 
-		for (int i = 0; i < srv->nworkers; i++)
-			stats[i] = sb_worker_stats(srv->workers[i]);
-		sb_registry_counts(srv->reg, &rooms, &peers);
+		sb_registry_counts(src->reg, &rooms, &peers);
 		proc_stats(&proc);
-		sb_metrics_render(body, stats, srv->nworkers, rooms, peers, &proc);
+		sb_metrics_render(body, src->stats, src->nstats, rooms, peers, &proc);
 		*content_type = "text/plain; version=0.0.4; charset=utf-8";
 		return 200;
 	}
-	f = sb_webroot_find(srv->web, path);
+	f = sb_webroot_find(src->web, path);
 	if (f) {
 		*content_type = f->content_type;
 		*file = sb_msg_ref(f->body);
 		return 200;
 	}
-	sb_jbuf_adds(body, "not found\n");
+	sb_buf_adds(body, "not found\n");
 	return 404;
 }

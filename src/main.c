@@ -6,6 +6,7 @@
 #include "sb_config.h"
 #include "sb_log.h"
 #include "sb_server.h"
+#include "sb_sock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,32 @@
 static const char *env(const char *name)
 {
 	return getenv(name);
+}
+
+/* Settings for the test suite only (tests/README.md): not options, and
+ * said in the log when they are in effect. */
+static void test_settings(void)
+{
+	const char *scale = getenv("SB_TEST_TIME_SCALE");
+
+	if (scale && *scale) {
+		char *end;
+		double v = strtod(scale, &end);
+
+		if (*end || !(v >= 1 && v <= 100))
+			sb_log(SB_LOG_WARN, 0, "SB_TEST_TIME_SCALE=%s ignored: "
+			       "a number from 1 to 100", scale);
+		else
+			sb_time_scale = v;
+		if (sb_time_scale != 1)
+			sb_log(SB_LOG_WARN, 0, "test setting: internal time "
+			       "constants scaled by %g", sb_time_scale);
+	}
+	if (getenv("SB_TEST_SKIP_GUARD")) {
+		sb_test_skip_guard = true;
+		sb_log(SB_LOG_WARN, 0, "test setting: the frame guard is not "
+		       "attached");
+	}
 }
 
 int main(int argc, char **argv)
@@ -50,6 +77,7 @@ int main(int argc, char **argv)
 	sb_log_set_level(cfg.log_level);
 	sb_log_set_json(cfg.log_json);
 	sb_log(SB_LOG_INFO, 0, "switchboard %s starting", SB_VERSION);
+	test_settings();
 
 	/* Every thread inherits this mask: signals are taken by sigwait()
 	 * below, never by a handler running inside a worker. */

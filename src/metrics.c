@@ -56,17 +56,17 @@ static unsigned long get(const atomic_ulong *v)
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void header(struct sb_jbuf *b, const char *name, const char *type,
+static void header(struct sb_buf *b, const char *name, const char *type,
 		   const char *help)
 {
 	char line[256];
 
 	snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help,
 		 name, type);
-	sb_jbuf_adds(b, line);
+	sb_buf_adds(b, line);
 }
 
-static void sample(struct sb_jbuf *b, const char *name, const char *label,
+static void sample(struct sb_buf *b, const char *name, const char *label,
 		   const char *value_of_label, unsigned long v)
 {
 	char line[256];
@@ -76,11 +76,11 @@ static void sample(struct sb_jbuf *b, const char *name, const char *label,
 			 value_of_label, v);
 	else
 		snprintf(line, sizeof(line), "%s %lu\n", name, v);
-	sb_jbuf_adds(b, line);
+	sb_buf_adds(b, line);
 }
 
 /* The relay latency histogram, summed over the workers. */
-static void latency(struct sb_jbuf *b, struct sb_stats *const *stats, int n)
+static void latency(struct sb_buf *b, struct sb_stats *const *stats, int n)
 {
 	static const char name[] = "switchboard_relay_latency_seconds";
 	unsigned long count = 0, sum_ns = 0;
@@ -97,16 +97,16 @@ static void latency(struct sb_jbuf *b, struct sb_stats *const *stats, int n)
 		else
 			snprintf(line, sizeof(line), "%s_bucket{le=\"+Inf\"} %lu\n",
 				 name, count);
-		sb_jbuf_adds(b, line);
+		sb_buf_adds(b, line);
 	}
 	for (int k = 0; k < n; k++)
 		sum_ns += get(&stats[k]->latency_sum_ns);
 	snprintf(line, sizeof(line), "%s_sum %lu.%09lu\n%s_count %lu\n", name,
 		 sum_ns / 1000000000ul, sum_ns % 1000000000ul, name, count);
-	sb_jbuf_adds(b, line);
+	sb_buf_adds(b, line);
 }
 
-static void process(struct sb_jbuf *b, const struct sb_proc_stats *p)
+static void process(struct sb_buf *b, const struct sb_proc_stats *p)
 {
 	if (p->open_fds >= 0) {
 		header(b, "process_open_fds", "gauge", "Open file descriptors.");
@@ -132,7 +132,7 @@ static unsigned long nonneg(long v)
 	return v > 0 ? (unsigned long)v : 0;
 }
 
-void sb_metrics_render(struct sb_jbuf *b, struct sb_stats *const *stats,
+void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 		       int n, size_t rooms, size_t peers,
 		       const struct sb_proc_stats *proc)
 {

@@ -106,6 +106,7 @@ static enum outcome guarded(struct sb_rx *rx, const struct transport *t,
 
 	if (len > INT_MAX)
 		len = INT_MAX;
+	rx->reached = true;
 	switch (g->mode) {
 	case SB_WSG_HTTP:
 		/* hand over one header block at a time: see sb_wsguard.h */
@@ -128,7 +129,7 @@ static enum outcome guarded(struct sb_rx *rx, const struct transport *t,
 		*n = t->read(t->ctx, readbuf, sizeof(readbuf), false);
 		if (*n <= 0)
 			return PASS;
-		g->rx_seen = true;	/* any frame counts as life */
+		rx->rx_seen = true;
 		ok = sb_wsguard_frames(g, readbuf, (size_t)*n);
 		failed = ok < (size_t)*n;
 		give = ok < len ? ok : len;

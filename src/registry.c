@@ -1,7 +1,7 @@
 #include "sb_registry.h"
 
 #include "sb_codec.h"
-#include "sb_jbuf.h"
+#include "sb_buf.h"
 #include "sb_map.h"
 
 #include <errno.h>
@@ -72,35 +72,35 @@ static char *dup_bytes(const char *s, size_t len)
  * Caller holds the lock (any mode). */
 static struct sb_msg *joined_locked(struct sb_room *room, struct sb_conn *c)
 {
-	struct sb_jbuf b;
+	struct sb_buf b;
 	struct sb_msg *m = NULL;
 	bool first = true;
 	void *v;
 
-	sb_jbuf_init(&b, (size_t)UINT32_MAX);
-	sb_jbuf_adds(&b, "{\"type\":\"joined\",\"payload\":{\"id\":");
-	sb_jbuf_add_jstr(&b, c->id, c->id_len);
-	sb_jbuf_adds(&b, ",\"nick\":");
-	sb_jbuf_add_jstr(&b, c->nick, c->nick_len);
-	sb_jbuf_adds(&b, ",\"room\":");
-	sb_jbuf_add_jstr(&b, room->name, room->name_len);
-	sb_jbuf_adds(&b, ",\"peers\":[");
+	sb_buf_init(&b, (size_t)UINT32_MAX);
+	sb_buf_adds(&b, "{\"type\":\"joined\",\"payload\":{\"id\":");
+	sb_buf_add_jstr(&b, c->id, c->id_len);
+	sb_buf_adds(&b, ",\"nick\":");
+	sb_buf_add_jstr(&b, c->nick, c->nick_len);
+	sb_buf_adds(&b, ",\"room\":");
+	sb_buf_add_jstr(&b, room->name, room->name_len);
+	sb_buf_adds(&b, ",\"peers\":[");
 	for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));) {
 		struct sb_conn *o = v;
 
 		if (o == c)
 			continue;
-		sb_jbuf_adds(&b, first ? "{\"id\":" : ",{\"id\":");
-		sb_jbuf_add_jstr(&b, o->id, o->id_len);
-		sb_jbuf_adds(&b, ",\"nick\":");
-		sb_jbuf_add_jstr(&b, o->nick, o->nick_len);
-		sb_jbuf_adds(&b, "}");
+		sb_buf_adds(&b, first ? "{\"id\":" : ",{\"id\":");
+		sb_buf_add_jstr(&b, o->id, o->id_len);
+		sb_buf_adds(&b, ",\"nick\":");
+		sb_buf_add_jstr(&b, o->nick, o->nick_len);
+		sb_buf_adds(&b, "}");
 		first = false;
 	}
-	sb_jbuf_adds(&b, "]}}");
-	if (!sb_jbuf_failed(&b))
+	sb_buf_adds(&b, "]}}");
+	if (!sb_buf_failed(&b))
 		m = sb_msg_from(b.p, b.len);
-	sb_jbuf_release(&b);
+	sb_buf_release(&b);
 	return m;
 }
 

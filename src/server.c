@@ -1,9 +1,11 @@
 #include "sb_server.h"
 
 #include "sb_acceptor.h"
+#include "sb_edge.h"
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_recv_hook.h"
+#include "sb_sock.h"
 #include "sb_webroot.h"
 #include "sb_worker.h"
 
@@ -183,23 +185,39 @@ static bool readable(const char *file, const char *option)
 	return true;
 }
 
+static void worker_drained(void *arg)
+{
+	struct sb_server *srv = arg;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->drained++;
+	pthread_cond_signal(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
 int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 {
+	struct sb_worker_setup setup;
 	int nfds, rc;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = *cfg;
 	srv->listen_fd = -1;
 	atomic_init(&srv->draining, false);
-	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->cond, NULL);
-	pthread_mutex_init(&srv->ip_lock, NULL);
-	atomic_init(&srv->admitted, 0);
-	srv->ips = calloc(1, sizeof(*srv->ips));
-	if (!srv->ips)
+	rc = pthread_mutex_init(&srv->lock, NULL);
+	if (!rc) {
+		srv->lock_made = true;
+		rc = pthread_cond_init(&srv->cond, NULL);
+	}
+	if (rc) {
+		sb_log(SB_LOG_ERROR, rc, "cannot make the server's lock");
+		return -rc;
+	}
+	srv->cond_made = true;
+	sb_map_seed();	/* before any map is used */
+	srv->edge = sb_edge_new(&srv->cfg);
+	if (!srv->edge)
 		return -ENOMEM;
-	sb_map_init(srv->ips);
-	sb_map_seed();
 
 	if (cfg->tls_cert[0] && (!readable(cfg->tls_cert, "--tls-cert") ||
 				 !readable(cfg->tls_key, "--tls-key")))
@@ -214,7 +232,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		return rc;
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
-	if (sb_recv_hook_init(nfds, sb_worker_guard_failed, sb_worker_stashed))
+	if (sb_recv_hook_init(nfds, sb_sock_guard_failed, sb_readahead_stashed))
 		return -ENOMEM;
 	srv->reg = sb_registry_new(cfg->max_room_peers);
 	if (!srv->reg)
@@ -224,13 +242,25 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		return srv->listen_fd;
 
 	srv->workers = calloc((size_t)cfg->workers, sizeof(*srv->workers));
-	if (!srv->workers)
+	srv->stats = calloc((size_t)cfg->workers, sizeof(*srv->stats));
+	if (!srv->workers || !srv->stats)
 		return -ENOMEM;
+	srv->http.reg = srv->reg;
+	srv->http.web = srv->web;
+	srv->http.stats = srv->stats;
+	srv->http.draining = &srv->draining;
+	setup = (struct sb_worker_setup){
+		.cfg = &srv->cfg, .reg = srv->reg, .edge = srv->edge,
+		.http_src = &srv->http, .tls_client_ctx = srv->tls_client_ctx,
+		.drained = worker_drained, .arg = srv,
+	};
 	for (int i = 0; i < cfg->workers; i++) {
-		srv->workers[i] = sb_worker_new(srv, i);
+		srv->workers[i] = sb_worker_new(&setup, i);
 		if (!srv->workers[i])
 			return -ENOMEM;
+		srv->stats[i] = sb_worker_stats(srv->workers[i]);
 		srv->nworkers = i + 1;
+		srv->http.nstats = srv->nworkers;
 	}
 	for (int i = 0; i < srv->nworkers; i++) {
 		rc = sb_worker_start(srv->workers[i]);
@@ -245,83 +275,6 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	sb_log(SB_LOG_INFO, 0, "listening on %s with %d workers", srv->listen_name,
 	       srv->nworkers);
 	return 0;
-}
-
-/* One client address's admitted connections. */
-struct ip_count {
-	unsigned n;
-	size_t len;
-	char ip[];
-};
-
-int sb_server_admit(struct sb_server *srv, const char *ip, char **ip_key)
-{
-	unsigned max = srv->cfg.max_connections, per = srv->cfg.max_connections_per_ip;
-	unsigned cur = atomic_load(&srv->admitted);
-	struct ip_count *ic;
-	size_t len = strlen(ip);
-	int rc = 0;
-
-	*ip_key = NULL;
-	do {
-		if (max && cur >= max)
-			return -EBUSY;
-	} while (!atomic_compare_exchange_weak(&srv->admitted, &cur, cur + 1));
-	if (!per)
-		return 0;
-
-	pthread_mutex_lock(&srv->ip_lock);
-	ic = sb_map_get(srv->ips, ip, len);
-	if (ic && ic->n >= per) {
-		rc = -EBUSY;
-	} else if (ic) {
-		ic->n++;
-	} else {
-		ic = malloc(sizeof(*ic) + len + 1);
-		if (ic) {
-			ic->n = 1;
-			ic->len = len;
-			memcpy(ic->ip, ip, len + 1);
-			if (sb_map_put(srv->ips, ic->ip, len, ic)) {
-				free(ic);
-				ic = NULL;
-			}
-		}
-		if (!ic)
-			rc = -EBUSY;	/* out of memory: refuse */
-	}
-	if (!rc)
-		*ip_key = ic->ip;
-	pthread_mutex_unlock(&srv->ip_lock);
-	if (rc)
-		atomic_fetch_sub(&srv->admitted, 1);
-	return rc;
-}
-
-void sb_server_unadmit(struct sb_server *srv, char *ip_key)
-{
-	atomic_fetch_sub(&srv->admitted, 1);
-	if (!ip_key)
-		return;
-	pthread_mutex_lock(&srv->ip_lock);
-	{
-		struct ip_count *ic = (struct ip_count *)(void *)
-			(ip_key - offsetof(struct ip_count, ip));
-
-		if (!--ic->n) {
-			sb_map_del(srv->ips, ic->ip, ic->len);
-			free(ic);
-		}
-	}
-	pthread_mutex_unlock(&srv->ip_lock);
-}
-
-void sb_server_worker_drained(struct sb_server *srv)
-{
-	pthread_mutex_lock(&srv->lock);
-	srv->drained++;
-	pthread_cond_signal(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
 }
 
 void sb_server_drain(struct sb_server *srv)
@@ -364,18 +317,13 @@ void sb_server_release(struct sb_server *srv)
 	free(srv->workers);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	free(srv->stats);
 	sb_registry_free(srv->reg);
 	SSL_CTX_free(srv->tls_client_ctx);
 	sb_webroot_free(srv->web);
-	if (srv->ips) {
-		void *v;
-
-		for (size_t i = 0; (i = sb_map_next(srv->ips, i, &v));)
-			free(v);
-		sb_map_release(srv->ips);
-		free(srv->ips);
-	}
-	pthread_mutex_destroy(&srv->ip_lock);
-	pthread_mutex_destroy(&srv->lock);
-	pthread_cond_destroy(&srv->cond);
+	sb_edge_free(srv->edge);
+	if (srv->lock_made)
+		pthread_mutex_destroy(&srv->lock);
+	if (srv->cond_made)
+		pthread_cond_destroy(&srv->cond);
 }

@@ -54,6 +54,18 @@ void sb_wsguard_upgrade(struct sb_wsguard *g)
 	g->in_message = false;
 }
 
+/* The current frame's last byte went by. */
+static void frame_done(struct sb_wsguard *g)
+{
+	if (g->fin && !g->control)
+		g->messages++;
+}
+
+bool sb_wsguard_unfinished(const struct sb_wsguard *g)
+{
+	return g->mode == SB_WSG_WS && (g->state != S_BYTE0 || g->in_message);
+}
+
 size_t sb_wsguard_frames(struct sb_wsguard *g, const void *data, size_t n)
 {
 	const unsigned char *p = data;
@@ -70,6 +82,7 @@ size_t sb_wsguard_frames(struct sb_wsguard *g, const void *data, size_t n)
 			unsigned op = b & 0x0f;
 
 			frame_start = i;
+			g->fin = fin;
 			if (b & 0x70)
 				goto bad;	/* no extension is ever agreed */
 			g->control = op & 0x08;
@@ -120,8 +133,11 @@ size_t sb_wsguard_frames(struct sb_wsguard *g, const void *data, size_t n)
 			i++;
 			break;
 		case S_MASK:
-			if (!--g->need)
+			if (!--g->need) {
 				g->state = g->remain ? S_PAYLOAD : S_BYTE0;
+				if (!g->remain)
+					frame_done(g);
+			}
 			i++;
 			break;
 		case S_PAYLOAD: {
@@ -131,8 +147,10 @@ size_t sb_wsguard_frames(struct sb_wsguard *g, const void *data, size_t n)
 				take = (size_t)g->remain;
 			g->remain -= take;
 			i += take;
-			if (!g->remain)
+			if (!g->remain) {
 				g->state = S_BYTE0;
+				frame_done(g);
+			}
 			break;
 		}
 		}

@@ -47,13 +47,13 @@ static const struct sb_proc_stats *render_proc;
 static char *render(struct sb_stats *const *stats, int n, size_t rooms,
 		    size_t peers)
 {
-	struct sb_jbuf b;
+	struct sb_buf b;
 	char *text;
 
-	sb_jbuf_init(&b, (size_t)1 << 20);
-	sb_jbuf_adds(&b, "# before\n");	/* render appends */
+	sb_buf_init(&b, (size_t)1 << 20);
+	sb_buf_adds(&b, "# before\n");	/* render appends */
 	sb_metrics_render(&b, stats, n, rooms, peers, render_proc);
-	CHECK(!sb_jbuf_failed(&b));
+	CHECK(!sb_buf_failed(&b));
 	CHECK(b.len > 9);
 	CHECK_EQ_MEM(b.p, 9, "# before\n", 9);
 	CHECK_EQ_INT(b.p[b.len - 1], '\n');
@@ -61,7 +61,7 @@ static char *render(struct sb_stats *const *stats, int n, size_t rooms,
 	CHECK(text != NULL);
 	memcpy(text, b.p + 9, b.len - 9);
 	text[b.len - 9] = '\0';
-	sb_jbuf_release(&b);
+	sb_buf_release(&b);
 	return text;
 }
 

@@ -1,27 +1,27 @@
-#include "sb_jbuf.h"
+#include "sb_buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void sb_jbuf_init(struct sb_jbuf *b, size_t max)
+void sb_buf_init(struct sb_buf *b, size_t max)
 {
 	memset(b, 0, sizeof(*b));
 	b->max = max;
 }
 
-void sb_jbuf_release(struct sb_jbuf *b)
+void sb_buf_release(struct sb_buf *b)
 {
 	free(b->p);
-	sb_jbuf_init(b, b->max);
+	sb_buf_init(b, b->max);
 }
 
-void sb_jbuf_reset(struct sb_jbuf *b)
+void sb_buf_reset(struct sb_buf *b)
 {
 	b->len = 0;
 	b->failed = false;
 }
 
-static bool reserve(struct sb_jbuf *b, size_t more)
+static bool reserve(struct sb_buf *b, size_t more)
 {
 	size_t need, ncap;
 	char *np;
@@ -50,7 +50,7 @@ static bool reserve(struct sb_jbuf *b, size_t more)
 	return true;
 }
 
-void sb_jbuf_add(struct sb_jbuf *b, const void *data, size_t len)
+void sb_buf_add(struct sb_buf *b, const void *data, size_t len)
 {
 	if (!reserve(b, len))
 		return;
@@ -59,18 +59,18 @@ void sb_jbuf_add(struct sb_jbuf *b, const void *data, size_t len)
 	b->len += len;
 }
 
-void sb_jbuf_adds(struct sb_jbuf *b, const char *s)
+void sb_buf_adds(struct sb_buf *b, const char *s)
 {
-	sb_jbuf_add(b, s, strlen(s));
+	sb_buf_add(b, s, strlen(s));
 }
 
-void sb_jbuf_add_jstr(struct sb_jbuf *b, const char *data, size_t len)
+void sb_buf_add_jstr(struct sb_buf *b, const char *data, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)data;
 	size_t start = 0;
 
-	sb_jbuf_add(b, "\"", 1);
+	sb_buf_add(b, "\"", 1);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = s[i];
 		char esc[6];
@@ -78,7 +78,7 @@ void sb_jbuf_add_jstr(struct sb_jbuf *b, const char *data, size_t len)
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		sb_jbuf_add(b, data + start, i - start);
+		sb_buf_add(b, data + start, i - start);
 		start = i + 1;
 		n = 2;
 		esc[0] = '\\';
@@ -98,8 +98,8 @@ void sb_jbuf_add_jstr(struct sb_jbuf *b, const char *data, size_t len)
 			esc[5] = hex[c & 15];
 			n = 6;
 		}
-		sb_jbuf_add(b, esc, n);
+		sb_buf_add(b, esc, n);
 	}
-	sb_jbuf_add(b, data + start, len - start);
-	sb_jbuf_add(b, "\"", 1);
+	sb_buf_add(b, data + start, len - start);
+	sb_buf_add(b, "\"", 1);
 }
