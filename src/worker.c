@@ -18,6 +18,7 @@
 #include "sb_worker.h"
 
 #include "sb_codec.h"
+#include "sb_inbox.h"
 #include "sb_log.h"
 #include "sb_transport.h"
 
@@ -26,12 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* A socket the acceptor hands over, and who is at the other end. */
-struct sb_handoff {
-	int fd;
-	struct sb_addr peer;
-};
 
 struct sb_worker {
 	char name[24];			/* immutable */
@@ -46,27 +41,15 @@ struct sb_worker {
 	uv_timer_t tick;		/* heartbeat, drain deadline */
 	unsigned handles;		/* of those, initialized */
 
-	pthread_mutex_t lock;		/* the inbox: */
-	struct sb_handoff *fds;		/* {lock} sockets to adopt */
-	size_t nfds, fds_cap;		/* {lock} */
-	struct sb_conn *posted;		/* {lock} connections with output,
-					 * scheduled by other threads */
-	bool closed;			/* {lock} takes no more sockets */
-	bool drain_req;			/* {lock} */
-	bool stop_req;			/* {lock} */
-	/* -- end of {lock} */
+	struct sb_inbox inbox;		/* any thread posts (sb_inbox.h) */
+	bool inbox_made;
 
 	/* worker thread only */
-	struct sb_sched sched;
-	struct sb_conn *own;		/* connections with output, scheduled
-					 * by this thread itself */
 	struct sb_tp tp;
 	bool destroying;
 	uint64_t drain_deadline, kill_deadline;	/* ms, loop time */
 	uint64_t tick_ms;
 };
-
-static _Thread_local struct sb_worker *current;
 
 static void on_idle(uv_idle_t *h)
 {
@@ -84,113 +67,37 @@ static void kick(struct sb_tp *tp)
 
 /* ------------------------------------------------------------ the inbox */
 
-/* What another thread can post to a worker. */
-enum post {
-	POST_FD,			/* a socket to adopt */
-	POST_CONN,			/* a connection with output */
-	POST_DRAIN,
-	POST_STOP,
-};
-
-/*
- * Posts to w's inbox and wakes it if the inbox was empty.  Any thread but
- * w's own; the caller may hold the registry and a connection lock.
- * Returns 0, or -ESHUTDOWN (a socket after drain or stop), -ENOMEM.
- */
-static int post(struct sb_worker *w, enum post what, int fd,
-		const struct sb_addr *peer, struct sb_conn *c)
+static void wake(void *arg)
 {
-	bool wake;
-	int rc = 0;
+	struct sb_worker *w = arg;
 
-	pthread_mutex_lock(&w->lock);
-	wake = !w->posted && !w->nfds && !w->drain_req && !w->stop_req;
-	switch (what) {
-	case POST_FD:
-		if (w->closed) {
-			rc = -ESHUTDOWN;
-			break;
-		}
-		if (w->nfds == w->fds_cap) {
-			size_t ncap = w->fds_cap ? w->fds_cap * 2 : 16;
-			struct sb_handoff *n = realloc(w->fds, ncap * sizeof(*n));
-
-			if (!n) {
-				rc = -ENOMEM;
-				break;
-			}
-			w->fds = n;
-			w->fds_cap = ncap;
-		}
-		w->fds[w->nfds].fd = fd;
-		w->fds[w->nfds].peer = *peer;
-		w->nfds++;
-		atomic_fetch_add(&w->tp.load, 1);
-		break;
-	case POST_CONN:
-		c->ready_next = w->posted;
-		w->posted = c;
-		break;
-	case POST_DRAIN:
-		w->closed = true;
-		w->drain_req = true;
-		break;
-	case POST_STOP:
-		w->closed = true;
-		w->stop_req = true;
-		break;
-	}
-	pthread_mutex_unlock(&w->lock);
-	if (wake && !rc)
-		uv_async_send(&w->async);
-	return rc;
+	uv_async_send(&w->async);
 }
 
-/* struct sb_sched: a connection owned by w has output or must close.  Any
- * thread, possibly holding the registry lock and never a connection lock. */
-static void schedule(struct sb_sched *sched, struct sb_conn *c)
+static void kick_own(void *arg)
 {
-	struct sb_worker *w = (struct sb_worker *)(void *)
-		((char *)sched - offsetof(struct sb_worker, sched));
+	struct sb_worker *w = arg;
 
-	/* already listed: the owner will look at it and see this send too */
-	if (atomic_exchange(&c->listed, true))
-		return;
-	sb_conn_ref(c);
-	if (current == w) {
-		c->ready_next = w->own;
-		w->own = c;
-		kick(&w->tp);
-		return;
-	}
-	post(w, POST_CONN, -1, NULL, c);
+	kick(&w->tp);
 }
 
-/* Owner thread, outside any lws callback: writes what a scheduled
- * connection has queued, or closes it when its backlog overflowed; then
- * drops the list's reference, for each connection of the list c. */
-static void serve_scheduled(struct sb_conn *c)
+/* A connection came off a scheduled list, outside any lws callback: write
+ * what it has queued, or close it when its backlog overflowed. */
+static void serve_conn(void *arg, struct sb_conn *c)
 {
-	while (c) {
-		struct sb_conn *next = c->ready_next;
-		struct sb_session *sess = c->owner_data;
+	struct sb_session *sess = c->owner_data;
+	struct sb_sock *s;
 
-		/* cleared before looking, so that a later send lists it again */
-		atomic_store(&c->listed, false);
-		if (sess) {
-			struct sb_sock *s = (struct sb_sock *)(void *)
-				((char *)sess - offsetof(struct sb_sock, sess));
-
-			if (s->state != SB_SOCK_OPEN)
-				;	/* closing: nothing more goes out */
-			else if (sb_conn_is_dead(c))
-				sb_sock_close(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
-			else
-				sb_transport_flush(s);
-		}
-		sb_conn_unref(c);
-		c = next;
-	}
+	(void)arg;
+	if (!sess)
+		return;		/* its socket is gone */
+	s = (struct sb_sock *)(void *)((char *)sess - offsetof(struct sb_sock, sess));
+	if (s->state != SB_SOCK_OPEN)
+		return;		/* closing: nothing more goes out */
+	if (sb_conn_is_dead(c))
+		sb_sock_close(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
+	else
+		sb_transport_flush(s);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -202,13 +109,9 @@ static void on_check(uv_check_t *h)
 {
 	struct sb_worker *w = h->data;
 
-	while (w->tp.stash_list || w->own || w->tp.close_list) {
-		struct sb_conn *c;
-
+	while (w->tp.stash_list || w->inbox.own || w->tp.close_list) {
 		sb_readahead_run(&w->tp);
-		c = w->own;
-		w->own = NULL;
-		serve_scheduled(c);
+		sb_inbox_serve(sb_inbox_take_own(&w->inbox), serve_conn, w);
 		sb_sock_run_closes(&w->tp);
 	}
 	uv_idle_stop(&w->idle);
@@ -248,33 +151,18 @@ static void on_tick(uv_timer_t *t);
 static void on_async(uv_async_t *a)
 {
 	struct sb_worker *w = a->data;
-	struct sb_conn *posted;
-	struct sb_handoff *fds;
-	size_t nfds;
-	bool drain, stop;
+	struct sb_inbox_batch b;
 
-	pthread_mutex_lock(&w->lock);
-	fds = w->fds;
-	nfds = w->nfds;
-	posted = w->posted;
-	drain = w->drain_req;
-	stop = w->stop_req;
-	w->posted = NULL;
-	w->fds = NULL;
-	w->nfds = w->fds_cap = 0;
-	w->drain_req = false;
-	w->stop_req = false;
-	pthread_mutex_unlock(&w->lock);
-
-	for (size_t i = 0; i < nfds; i++)
-		sb_sock_adopt(&w->tp, fds[i].fd, &fds[i].peer);
-	free(fds);
-	serve_scheduled(posted);
-	if (drain && !w->tp.env.draining) {
+	sb_inbox_take(&w->inbox, &b);
+	for (size_t i = 0; i < b.nfds; i++)
+		sb_sock_adopt(&w->tp, b.fds[i].fd, &b.fds[i].peer);
+	free(b.fds);
+	sb_inbox_serve(b.posted, serve_conn, w);
+	if (b.drain && !w->tp.env.draining) {
 		begin_drain(w);
 		uv_timer_start(&w->tick, on_tick, 0, 50);
 	}
-	if (stop)
+	if (b.stop)
 		close_handles(w);
 }
 
@@ -343,7 +231,7 @@ static void *run(void *arg)
 {
 	struct sb_worker *w = arg;
 
-	current = w;
+	sb_inbox_bind(&w->inbox);
 	sb_log_set_thread_name(w->name);
 	sb_log(SB_LOG_INFO, 0, "worker started");
 	/* returns once lws is gone and on_async() closed our handles */
@@ -390,14 +278,13 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 		return NULL;
 	w->setup = *setup;
 	snprintf(w->name, sizeof(w->name), "worker-%d", index);
-	w->sched.schedule = schedule;
 	tp = &w->tp;
 	tp->cfg = cfg;
 	tp->edge = setup->edge;
 	tp->http_src = setup->http_src;
 	tp->kick = kick;
 	tp->owner = w;
-	tp->sched = &w->sched;
+	tp->sched = &w->inbox.sched;
 	atomic_init(&tp->load, 0);
 	sb_buf_init(&tp->body, 16u << 20);
 	tp->env.ops = &sb_sock_session_ops;
@@ -406,14 +293,13 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	tp->env.max_message = cfg->max_message;
 	tp->env.rate = cfg->rate;
 	tp->env.codec = sb_codec_new(cfg->max_field);
-	rc = pthread_mutex_init(&w->lock, NULL);
+	rc = sb_inbox_init(&w->inbox, wake, kick_own, w);
 	if (rc) {
-		sb_log(SB_LOG_ERROR, rc, "%s: cannot make its lock", w->name);
-		sb_codec_free(tp->env.codec);
-		sb_buf_release(&tp->body);
-		free(w);
+		sb_log(SB_LOG_ERROR, -rc, "%s: cannot make its inbox", w->name);
+		sb_worker_free(w);
 		return NULL;
 	}
+	w->inbox_made = true;
 	if (!tp->env.codec) {
 		sb_log(SB_LOG_ERROR, ENOMEM, "%s", w->name);
 		sb_worker_free(w);
@@ -454,7 +340,13 @@ int sb_worker_start(struct sb_worker *w)
 
 int sb_worker_give(struct sb_worker *w, int fd, const struct sb_addr *peer)
 {
-	return post(w, POST_FD, fd, peer, NULL);
+	int rc;
+
+	atomic_fetch_add(&w->tp.load, 1);
+	rc = sb_inbox_post_fd(&w->inbox, fd, peer);
+	if (rc)
+		atomic_fetch_sub(&w->tp.load, 1);
+	return rc;
 }
 
 unsigned sb_worker_load(struct sb_worker *w)
@@ -464,14 +356,14 @@ unsigned sb_worker_load(struct sb_worker *w)
 
 void sb_worker_drain(struct sb_worker *w)
 {
-	post(w, POST_DRAIN, -1, NULL, NULL);
+	sb_inbox_post_drain(&w->inbox);
 }
 
 void sb_worker_stop(struct sb_worker *w)
 {
 	if (!w->started)
 		return;
-	post(w, POST_STOP, -1, NULL, NULL);
+	sb_inbox_post_stop(&w->inbox);
 	pthread_join(w->thread, NULL);
 	w->started = false;
 }
@@ -494,16 +386,12 @@ void sb_worker_free(struct sb_worker *w)
 			sb_log(SB_LOG_WARN, 0, "%s: loop closed with handles open",
 			       w->name);
 	}
-	for (size_t i = 0; i < w->nfds; i++)
-		close(w->fds[i].fd);
-	free(w->fds);
-	serve_scheduled(w->posted);
-	serve_scheduled(w->own);
+	if (w->inbox_made)
+		sb_inbox_release(&w->inbox);
 	sb_tp_lists_free(tp);
 	sb_codec_free(tp->env.codec);
 	sb_buf_release(&tp->body);
 	free(tp->scratch);
-	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 
