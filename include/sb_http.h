@@ -22,6 +22,7 @@ struct sb_http_src {
 	struct sb_stats *const *stats;	/* one per worker */
 	int nstats;
 	const atomic_bool *draining;	/* /healthz answers 503 once set */
+	const atomic_ulong *accept_pauses;	/* the acceptor's */
 };
 
 /* Fills body and *content_type with the answer to a GET of path and

@@ -60,10 +60,11 @@ void sb_stat_latency(struct sb_stats *s, unsigned long ns);
 void sb_proc_stats_read(struct sb_proc_stats *p);
 
 /* Appends the Prometheus text exposition of the workers' stats, the
- * registry's counts and the process's figures (proc may be NULL) to out.
+ * registry's counts, the process's figures (proc may be NULL) and the
+ * acceptor's pauses to out.
  * Any thread. */
 void sb_metrics_render(struct sb_buf *out, struct sb_stats *const *stats,
 		       int nstats, size_t rooms, size_t peers,
-		       const struct sb_proc_stats *proc);
+		       const struct sb_proc_stats *proc, unsigned long accept_pauses);
 
 #endif

@@ -42,6 +42,7 @@ struct sb_server {
 	int listen_fd;
 	char listen_name[INET6_ADDRSTRLEN + 16];	/* "[::]:8080" */
 	atomic_bool draining;		/* set once, by main, at shutdown */
+	atomic_ulong accept_pauses;	/* the acceptor's, for /metrics */
 	/* With TLS, lws would make a client TLS context per worker, loading
 	 * the system's CA certificates into each (and 4.1 never frees it): it
 	 * is given this empty one instead.  Immutable after start. */

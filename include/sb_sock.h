@@ -52,9 +52,9 @@ struct lws_vhost;
 struct sb_msg;
 struct sb_http_src;
 
-/* How long a failed connection's TCP connection outlives its close frame;
- * and how long a close frame waits behind bytes the client does not read.
- * Both scaled by sb_time_scale. */
+/* How long a failed connection's TCP connection outlives its close frame
+ * (a bound of docs/protocol.md, never scaled); and how long a close frame
+ * waits behind bytes the client does not read (scaled by sb_time_scale). */
 #define SB_FAIL_LINGER_MS 1000
 #define SB_CLOSE_FLUSH_MS 5000
 
@@ -181,8 +181,10 @@ extern const struct sb_session_ops sb_sock_session_ops;
 /* Internal to the socket modules: frees s if nothing holds it. */
 void sb_sock_release(struct sb_sock *s);
 
-/* Time constants are multiplied by this (1 unless a test says otherwise:
- * SB_TEST_TIME_SCALE, tests/README.md). */
+/* The heartbeat interval, the close flush window and the drain's margin
+ * for close handshakes are multiplied by this: 1 unless the test suite
+ * slows them down for a sanitizer build (SB_TEST_TIME_SCALE,
+ * tests/README.md). */
 extern double sb_time_scale;
 
 /* For a test of the start-up check that the guard is reached: adopt

@@ -106,6 +106,7 @@ static void *run(void *arg)
 			       PAUSE_MS);
 		else
 			sb_log(SB_LOG_ERROR, errno, "accept");
+		atomic_fetch_add(&a->srv->accept_pauses, 1);
 		pause_for(a, PAUSE_MS);
 	}
 	return NULL;

@@ -57,7 +57,9 @@ int sb_http_answer(const struct sb_http_src *src, const char *path,
 
 		sb_registry_counts(src->reg, &rooms, &peers);
 		proc_stats(&proc);
-		sb_metrics_render(body, src->stats, src->nstats, rooms, peers, &proc);
+		sb_metrics_render(body, src->stats, src->nstats, rooms, peers, &proc,
+				  atomic_load_explicit(src->accept_pauses,
+						       memory_order_relaxed));
 		*content_type = "text/plain; version=0.0.4; charset=utf-8";
 		return 200;
 	}

@@ -34,7 +34,7 @@ static void test_settings(void)
 		else
 			sb_time_scale = v;
 		if (sb_time_scale != 1)
-			sb_log(SB_LOG_WARN, 0, "test setting: internal time "
+			sb_log(SB_LOG_INFO, 0, "test setting: internal time "
 			       "constants scaled by %g", sb_time_scale);
 	}
 	if (getenv("SB_TEST_SKIP_GUARD")) {

@@ -134,7 +134,7 @@ static unsigned long nonneg(long v)
 
 void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 		       int n, size_t rooms, size_t peers,
-		       const struct sb_proc_stats *proc)
+		       const struct sb_proc_stats *proc, unsigned long accept_pauses)
 {
 	struct {
 		unsigned long connections, received, delivered;
@@ -191,6 +191,9 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	header(b, "switchboard_queued_bytes", "gauge",
 	       "Bytes waiting in outbound queues.");
 	sample(b, "switchboard_queued_bytes", NULL, NULL, nonneg(t.queued_bytes));
+	header(b, "switchboard_accept_pauses_total", "counter",
+	       "Times accepting paused because descriptors or memory ran out.");
+	sample(b, "switchboard_accept_pauses_total", NULL, NULL, accept_pauses);
 	latency(b, stats, n);
 	if (proc)
 		process(b, proc);

@@ -249,6 +249,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	srv->http.web = srv->web;
 	srv->http.stats = srv->stats;
 	srv->http.draining = &srv->draining;
+	srv->http.accept_pauses = &srv->accept_pauses;
 	setup = (struct sb_worker_setup){
 		.cfg = &srv->cfg, .reg = srv->reg, .edge = srv->edge,
 		.http_src = &srv->http, .tls_client_ctx = srv->tls_client_ctx,

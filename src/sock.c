@@ -106,7 +106,7 @@ static void on_fail_timer(uv_timer_t *t);
 static void fail_later(struct sb_sock *s)
 {
 	struct sb_tp *tp = s->tp;
-	uint64_t delay = scaled_ms(SB_FAIL_LINGER_MS);
+	uint64_t delay = SB_FAIL_LINGER_MS;
 
 	if (s->on_fail_list)
 		return;

@@ -124,7 +124,8 @@ static void begin_drain(struct sb_worker *w)
 
 	tp->env.draining = true;
 	w->drain_deadline = now + (uint64_t)(w->setup.cfg->drain_timeout * 1000);
-	w->kill_deadline = w->drain_deadline + 1000;
+	/* close handshakes under way get a second more */
+	w->kill_deadline = w->drain_deadline + (uint64_t)(1000 * sb_time_scale);
 	for (struct sb_sock *s = tp->open; s; s = s->next) {
 		if (s->state != SB_SOCK_OPEN)
 			continue;
@@ -169,7 +170,7 @@ static void on_async(uv_async_t *a)
 /* The heartbeat, and the bound on a message begun (sb_liveness.h). */
 static void check_liveness(struct sb_worker *w, uint64_t now)
 {
-	uint64_t interval = (uint64_t)(w->setup.cfg->heartbeat * 1000);
+	uint64_t interval = (uint64_t)(w->setup.cfg->heartbeat * 1000 * sb_time_scale);
 
 	for (struct sb_sock *s = w->tp.open; s; s = s->next) {
 		if (s->state != SB_SOCK_OPEN)
@@ -271,7 +272,7 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	struct sb_worker *w = calloc(1, sizeof(*w));
 	const struct sb_config *cfg = setup->cfg;
 	struct sb_tp *tp;
-	double hb = cfg->heartbeat;
+	double hb = cfg->heartbeat * sb_time_scale;
 	int rc;
 
 	if (!w)

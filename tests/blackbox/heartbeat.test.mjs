@@ -10,7 +10,9 @@ import { waitForMetrics } from './lib/metrics.mjs';
 import { OP, rawConnect } from './lib/rawws.mjs';
 
 const HB = 1; // seconds
-const STAY = 4500; // how long a live client must stay connected, ms
+// How long a live client must stay connected, ms: over two heartbeat
+// intervals, which the server stretches by SB_TEST_SCALE as T() does.
+const STAY = T(4500);
 
 describe('heartbeat', { concurrency: true }, () => {
   test('a client that never answers pings is dropped; the others get one leave', async (t) => {
@@ -23,7 +25,7 @@ describe('heartbeat', { concurrency: true }, () => {
     // Any close is fine: the server may just drop the TCP connection.
     await a.waitClosed(T((2 * HB + 3) * 1000));
     const elapsed = Date.now() - start;
-    assert.ok(elapsed >= 1000, `closed after ${elapsed} ms, before a heartbeat could have run out`);
+    assert.ok(elapsed >= T(1000), `closed after ${elapsed} ms, before a heartbeat could have run out`);
     assert.ok(a.pings.length >= 1, 'the server pinged before giving up');
     assert.deepEqual(await b.next(isLeaveOf('silent')), { type: 'leave', payload: { id: 'silent', nick: 'S' } });
     await b.expectSilence(T(500), isLeaveOf('silent'), 'second leave');

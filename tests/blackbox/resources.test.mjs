@@ -5,17 +5,35 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { startServer, sleep, T, waitFor, track } from './lib/harness.mjs';
 import { connect, joined } from './lib/client.mjs';
+import { parsePrometheus } from './lib/metrics.mjs';
 
-// CPU time (user + system) of a process, in seconds.
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
+// GETs /metrics on one kept-alive connection, opened while descriptors
+// are free, so that it still answers once they run out.
+function keptAliveMetrics(srv) {
+  const sock = track(net.connect(srv.port, srv.httpHost));
+  let buf = '';
+  let waiting = null;
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    buf += d;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0 || !waiting) return;
+    const len = Number(/content-length:\s*(\d+)/i.exec(buf.slice(0, end))[1]);
+    if (Buffer.byteLength(buf.slice(end + 4)) < len) return;
+    const body = buf.slice(end + 4, end + 4 + len);
+    buf = buf.slice(end + 4 + len);
+    const w = waiting;
+    waiting = null;
+    w.resolve(parsePrometheus(body));
+  });
+  sock.on('error', (err) => waiting?.reject(err));
+  return () => new Promise((resolve, reject) => {
+    waiting = { resolve, reject };
+    sock.write('GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n');
+  });
 }
 
 function openFds(pid) {
@@ -29,6 +47,8 @@ test('out of descriptors: pauses accepting, keeps serving, recovers', { timeout:
     return;
   }
   const alice = await joined(srv.url, 'alice', { t, room: 'fd' });
+  const getMetrics = keptAliveMetrics(srv);
+  await getMetrics();
 
   // Leave room for a few more sockets, no more (the soft limit only, so
   // that it can be raised back).
@@ -48,11 +68,19 @@ test('out of descriptors: pauses accepting, keeps serving, recovers', { timeout:
   await waitFor(() => /out of resources; pausing accepting/.test(srv.stderr()),
     T(10000), 'the acceptor to report running out of descriptors');
 
-  // Paused, not spinning: a busy accept loop would burn a whole core.
-  const before = cpuSeconds(srv.pid);
+  // Paused, not spinning: each failed accept() is followed by a pause of
+  // 100 ms, so over any span the pauses counted cannot outnumber the span
+  // over 100 ms, plus the one under way (a slower build pauses less often,
+  // never more); a loop that retried at once would count thousands.
+  const pauses = async () => (await getMetrics()).get('switchboard_accept_pauses_total');
+  const t0 = Date.now();
+  const before = await pauses();
   await sleep(2000);
-  const used = cpuSeconds(srv.pid) - before;
-  assert.ok(used < 1.0, `server used ${used} s of CPU in 2 s while out of descriptors`);
+  const after = await pauses();
+  const span = Date.now() - t0;
+  assert.ok(after > before, 'the acceptor kept trying while out of descriptors');
+  assert.ok(after - before <= Math.floor(span / 100) + 1,
+    `${after - before} pauses in ${span} ms: accept() is retried without pausing`);
 
   // The connection it already had is served as before.
   await alice.ping();

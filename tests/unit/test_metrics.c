@@ -52,7 +52,7 @@ static char *render(struct sb_stats *const *stats, int n, size_t rooms,
 
 	sb_buf_init(&b, (size_t)1 << 20);
 	sb_buf_adds(&b, "# before\n");	/* render appends */
-	sb_metrics_render(&b, stats, n, rooms, peers, render_proc);
+	sb_metrics_render(&b, stats, n, rooms, peers, render_proc, 0);
 	CHECK(!sb_buf_failed(&b));
 	CHECK(b.len > 9);
 	CHECK_EQ_MEM(b.p, 9, "# before\n", 9);

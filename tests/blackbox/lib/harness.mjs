@@ -67,6 +67,14 @@ export function serverCommand() {
   throw new Error('set SWITCHBOARD_BIN to the server command line (e.g. /path/to/build/switchboard)');
 }
 
+// The environment a server runs in: the suite's own, and the one test-only
+// setting, SB_TEST_TIME_SCALE, which slows the server's heartbeat, close
+// flush window and drain margin by SB_TEST_SCALE (tests/README.md), as T()
+// does the waits here.
+function serverEnv(extra = {}) {
+  return { ...process.env, SB_TEST_TIME_SCALE: String(SCALE), ...extra };
+}
+
 // ------------------------------------------------------------ cleanup
 
 const liveProcs = new Set();
@@ -113,10 +121,10 @@ function hasOption(args, long, short) {
 
 // Runs the server command with `args` and resolves when it exits:
 // {code, signal, stdout, stderr}. For command-line tests.
-export function runServer(args, { timeout = T(10000) } = {}) {
+export function runServer(args, { timeout = T(10000), env = {} } = {}) {
   const [cmd, ...pre] = serverCommand();
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv(env) });
     liveProcs.add(proc);
     let stdout = '';
     let stderr = '';
@@ -147,7 +155,7 @@ const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadS
 //
 // Resolves to {port, host, line, url, httpHost, proc, pid, exited, stdout(),
 // stderr(), alive(), stop(signal), kill(), finish()}.
-export async function startServer(args = [], { t, bind = '127.0.0.1', raw = false, timeout = T(10000) } = {}) {
+export async function startServer(args = [], { t, bind = '127.0.0.1', raw = false, timeout = T(10000), env = {} } = {}) {
   const [cmd, ...pre] = serverCommand();
   let full = args;
   if (!raw) {
@@ -157,7 +165,7 @@ export async function startServer(args = [], { t, bind = '127.0.0.1', raw = fals
     full.push(...args);
   }
   const commandLine = [cmd, ...pre, ...full].join(' ');
-  const proc = spawn(cmd, [...pre, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, [...pre, ...full], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv(env) });
   liveProcs.add(proc);
   proc.unref();
   proc.stdout.unref();
