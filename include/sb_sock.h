@@ -134,8 +134,13 @@ uint64_t sb_tp_now(const struct sb_tp *tp);
  * closed.  Counts in tp->load until the socket is freed. */
 void sb_sock_adopt(struct sb_tp *tp, int fd, const struct sb_addr *peer);
 
+/* The exit status when libwebsockets turns out not to read through the
+ * frame guard (EX_SOFTWARE). */
+#define SB_EXIT_NO_GUARD 70
+
 /* The WebSocket upgrade of s finished: opens its session.  false when out
- * of memory (s is then closing). */
+ * of memory (lws then closes it).  Ends the process (SB_EXIT_NO_GUARD)
+ * if lws did not read the request through the frame guard. */
 bool sb_sock_open(struct sb_sock *s);
 
 /* Decides to close s (OPEN only; otherwise nothing happens): its session

@@ -316,7 +316,7 @@ bool sb_sock_open(struct sb_sock *s)
 		       "the frame guard was not reached: libwebsockets read a "
 		       "socket without recv() or SSL_read() (is it 4.1, built "
 		       "with OpenSSL? see docs/architecture.md); stopping");
-		abort();
+		_exit(SB_EXIT_NO_GUARD);
 	}
 	if (s->state != SB_SOCK_HTTP ||
 	    sb_session_open(&s->sess, &tp->env, tp->sched, tp->cfg->max_backlog,
