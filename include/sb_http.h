@@ -8,6 +8,8 @@
 #include "sb_jbuf.h"
 #include "sb_msg.h"
 
+#include <stdbool.h>
+
 struct sb_server;
 
 /* Fills body and *content_type with the answer to a GET of path and
@@ -15,5 +17,9 @@ struct sb_server;
  * set instead of body: a reference to its bytes, for the caller to drop. */
 int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body,
 		   const char **content_type, struct sb_msg **file);
+
+/* Whether path is one of the endpoints, /healthz and /metrics: plain HTTP
+ * only, never a WebSocket. */
+bool sb_http_is_endpoint(const char *path);
 
 #endif

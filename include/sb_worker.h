@@ -48,9 +48,11 @@ struct sb_stats *sb_worker_stats(struct sb_worker *w);
 struct sb_rx;
 
 /* The recv hook's callbacks (sb_recv_hook.h), on the socket's worker
- * thread: a protocol violation (closes the connection with 1002), and
- * read-ahead waiting to be handed to lws (done in the check phase). */
+ * thread: a protocol violation (closes the connection with 1002),
+ * read-ahead waiting to be handed to lws (done in the check phase), and a
+ * refused HTTP request (counted by reason, enum sb_req_reason). */
 void sb_worker_guard_failed(struct sb_rx *rx);
 void sb_worker_stashed(struct sb_rx *rx);
+void sb_worker_http_refused(struct sb_rx *rx, int reason);
 
 #endif

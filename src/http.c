@@ -33,6 +33,11 @@ static void proc_stats(struct sb_proc_stats *out)
 	pthread_mutex_unlock(&lock);
 }
 
+bool sb_http_is_endpoint(const char *path)
+{
+	return !strcmp(path, "/healthz") || !strcmp(path, "/metrics");
+}
+
 int sb_http_answer(struct sb_server *srv, const char *path, struct sb_jbuf *body,
 		   const char **content_type, struct sb_msg **file)
 {

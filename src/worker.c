@@ -944,14 +944,22 @@ static void find_client(struct sb_sock *s, struct lws *wsi,
 	sb_client_addr(cfg->trusted, cfg->ntrusted, &s->addr, xff, real_ip, client);
 }
 
-/* An upgrade to WebSocket asks to be let in: the Origin allow-list (403),
- * the drain (503), then the connection limits (503). */
+/* An upgrade to WebSocket asks to be let in: its path (404), the Origin
+ * allow-list (403), the drain (503), then the connection limits (503). */
 static int confirm_upgrade(struct sb_worker *w, struct sb_sock *s,
 			   struct lws *wsi)
 {
 	const struct sb_config *cfg = cfg_of(w);
 	struct sb_addr client = { 0 };
+	char path[16];
 
+	/* /healthz and /metrics are plain HTTP (docs/protocol.md): the path as
+	 * lws decoded it, its first fragment, the one a GET is answered for */
+	if (lws_hdr_copy_fragment(wsi, path, sizeof(path), WSI_TOKEN_GET_URI, 0) > 0 &&
+	    sb_http_is_endpoint(path)) {
+		sb_stat_add(&w->stats.refused[SB_REQ_WS_PATH], 1);
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket at this path");
+	}
 	if (s) {
 		client = s->addr;
 		if (cfg->ntrusted)
@@ -1071,6 +1079,16 @@ void sb_worker_guard_failed(struct sb_rx *rx)
 	struct sb_sock *s = (struct sb_sock *)rx;
 
 	close_later(s, SB_CLOSE_PROTOCOL, SB_CAUSE_PROTOCOL);
+}
+
+/* The recv hook refused a request on s and answered it (worker thread,
+ * inside an lws read); lws closes the connection next. */
+void sb_worker_http_refused(struct sb_rx *rx, int reason)
+{
+	struct sb_sock *s = (struct sb_sock *)rx;
+
+	if (reason >= 0 && reason < SB_REQ_COUNT)
+		sb_stat_add(&s->w->stats.refused[reason], 1);
 }
 
 static void stash_later(struct sb_sock *s)
@@ -1250,7 +1268,8 @@ static void on_tick(uv_timer_t *t)
 
 static void log_from_lws(int level, const char *line)
 {
-	sb_log(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, 0, "lws: %s", line);
+	/* clients can make lws log: rate-limited (sb_log.h) */
+	sb_log_client(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, 0, "lws: %s", line);
 }
 
 static void *run(void *arg)
@@ -1323,6 +1342,9 @@ struct sb_worker *sb_worker_new(struct sb_server *srv, int index)
 	info.timeout_secs = (unsigned)srv->cfg.handshake_timeout;
 	info.timeout_secs_ah_idle = srv->cfg.handshake_timeout;
 	info.retry_and_idle_policy = &no_validity;
+	/* room for any request head the recv hook's checker lets through
+	 * (sb_reqcheck.h): it refuses larger ones before lws runs out */
+	info.max_http_header_data = SB_REQ_LWS_HEADER_SPACE;
 	info.vhost_name = "switchboard";
 	if (srv->cfg.tls_cert[0]) {
 		/* every context initializes OpenSSL for itself, or its vhost
