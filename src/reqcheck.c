@@ -18,7 +18,7 @@ enum {
 	S_REFUSED,
 };
 
-/* Methods, as lws 4.1 knows them (parsers.c: methods[]), and the HTTP/2
+/* Methods, the ones libwebsockets 4.1 knows, and the HTTP/2
  * preface's; the server serves the first two. */
 static const char *const methods[] = {
 	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT",
