@@ -9,6 +9,7 @@
 #include "sb_msg.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 struct sb_registry;
 struct sb_stats;
@@ -31,5 +32,9 @@ struct sb_http_src {
 int sb_http_answer(const struct sb_http_src *src, const char *path,
 		   struct sb_buf *body,
 		   const char **content_type, struct sb_msg **file);
+
+/* Whether path is one of the endpoints, /healthz and /metrics: plain HTTP
+ * only, never a WebSocket. */
+bool sb_http_is_endpoint(const char *path);
 
 #endif

@@ -9,6 +9,8 @@
 #define SB_LOG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum sb_log_level {
 	SB_LOG_ERROR = 0,
@@ -61,5 +63,61 @@ void sb_log_set_thread_name(const char *name);
 
 /* Parses "error", "warn", "info" or "debug"; returns the level or -1. */
 int sb_log_level_parse(const char *s);
+
+/*
+ * A token bucket for log lines: rate lines a second on average, at most
+ * burst at once, starting full.  Pure: the caller passes the time and
+ * serializes the calls.
+ */
+struct sb_log_limit {
+	double rate, burst;
+	double tokens;
+	uint64_t stamp_ns;		/* the time tokens was last brought up */
+	bool started;			/* stamp_ns is set */
+	unsigned long suppressed;	/* lines refused since the last one let
+					 * through */
+};
+
+void sb_log_limit_init(struct sb_log_limit *l, double rate, double burst);
+
+/* Whether one more line may be written at now_ns (any monotonic clock, in
+ * nanoseconds; a clock that goes back refills nothing).  When it may,
+ * *suppressed is set to how many were refused since the last line let
+ * through, and that count starts again; when not, the line is counted. */
+bool sb_log_limit_take(struct sb_log_limit *l, uint64_t now_ns,
+		       unsigned long *suppressed);
+
+/* Takes the count of lines refused so far (0 if none) and starts it again. */
+unsigned long sb_log_limit_drain(struct sb_log_limit *l);
+
+/* The process's limit on lines that clients can cause. */
+#define SB_LOG_CLIENT_BURST 20
+#define SB_LOG_CLIENT_RATE 1.0	/* a second, after the burst */
+
+/*
+ * sb_log_client(level, err, fmt, ...): a line that clients can cause
+ * (libwebsockets' own, the acceptor running out of descriptors): as sb_log,
+ * but all such lines of the process together pass one token bucket,
+ * SB_LOG_CLIENT_BURST at once and SB_LOG_CLIENT_RATE a second after that.
+ * The lines over it are counted, and the next line let through is preceded
+ * by one that says how many were suppressed.  Any thread.
+ */
+#define sb_log_client(level, err, ...)                                        \
+	do {                                                                  \
+		if (sb_log_enabled(level))                                    \
+			sb_log_client_emit((level), (err), __VA_ARGS__);      \
+	} while (0)
+
+void sb_log_client_emit(int level, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Writes the line about suppressed client lines now, if any were
+ * suppressed since the last one let through (at exit).  Any thread. */
+void sb_log_client_flush(void);
+
+/* The clock the client limit reads, in nanoseconds (CLOCK_MONOTONIC when
+ * NULL, the default); it also refills the bucket.  For tests: main, before
+ * other threads log. */
+void sb_log_set_clock(uint64_t (*now_ns)(void));
 
 #endif

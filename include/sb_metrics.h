@@ -9,6 +9,7 @@
 #include "sb_conn.h"
 #include "sb_buf.h"
 #include "sb_proto.h"
+#include "sb_reqcheck.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ struct sb_stats {
 	atomic_ulong delivered;		/* messages written to clients */
 	atomic_ulong errors[SB_ERR_COUNT];
 	atomic_ulong closes[SB_CAUSE_COUNT];
+	atomic_ulong refused[SB_REQ_COUNT];	/* HTTP requests, by reason */
 	/* receive to write of relayed messages: counts per bucket (not
 	 * cumulative; the last is over every bound) and their sum */
 	atomic_ulong latency[SB_LAT_BUCKETS + 1];

@@ -17,6 +17,13 @@
  * defines as well, so that the guard and the read-ahead work on the
  * plaintext in the same way (see recv_hook.c).
  *
+ * Request heads.  Before the upgrade, each piece of a request head is
+ * checked (sb_reqcheck.h) before lws is given it.  A refused request never
+ * reaches lws: the hook writes the server's answer itself, without
+ * blocking (what the socket does not take at once is dropped), discards
+ * what the client sent that is already read, and tells lws the stream
+ * ended, so that lws closes the connection.
+ *
  * A table indexed by descriptor holds the guards.  A worker attaches a
  * guard before it adopts the socket and detaches it when lws destroys the
  * wsi.  The descriptor may already be reused by then: detaching clears the
@@ -25,6 +32,7 @@
 #ifndef SB_RECV_HOOK_H
 #define SB_RECV_HOOK_H
 
+#include "sb_reqcheck.h"
 #include "sb_wsguard.h"
 
 #include <stdint.h>
@@ -34,9 +42,11 @@
 
 struct ssl_st;
 
-/* One socket's view: its guard, and what was read but not yet given. */
+/* One socket's view: its guard, its request checker, and what was read
+ * but not yet given. */
 struct sb_rx {
 	struct sb_wsguard guard;	/* first */
+	struct sb_reqcheck req;		/* before the upgrade */
 	unsigned char *stash;		/* NULL when empty */
 	uint32_t stash_off, stash_len;
 	bool reached;			/* the hook has read this socket: lws
@@ -48,11 +58,14 @@ struct sb_rx {
 };
 
 /* Sizes the table for descriptors below nfds and sets what is called (on
- * the reading thread, inside lws) when a guard finds a violation, and when
- * a socket's stash goes from empty to holding bytes.  main, before any
- * worker starts.  0 or -ENOMEM. */
+ * the reading thread, inside lws) when a guard finds a violation, when a
+ * socket's stash goes from empty to holding bytes, and when a request is
+ * refused (reason: enum sb_req_reason; the answer is written and lws is
+ * about to close the connection).  main, before any worker starts.  0 or
+ * -ENOMEM. */
 int sb_recv_hook_init(int nfds, void (*on_fail)(struct sb_rx *rx),
-		      void (*on_stash)(struct sb_rx *rx));
+		      void (*on_stash)(struct sb_rx *rx),
+		      void (*on_refuse)(struct sb_rx *rx, int reason));
 
 /* Any thread; fd's owner.  rx is initialized by attach. */
 void sb_recv_hook_attach(int fd, struct sb_rx *rx);

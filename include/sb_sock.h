@@ -163,8 +163,11 @@ void sb_sock_destroyed(struct sb_sock *s);
  * counters, and the session released. */
 void sb_sock_ended(struct sb_sock *s);
 
-/* The recv hook's callback when a guard fails (sb_recv_hook_init). */
+/* The recv hook's callbacks (sb_recv_hook_init): a guard failed (the
+ * connection closes with 1002); it refused an HTTP request and answered it
+ * (counted by reason, enum sb_req_reason; lws closes the connection). */
 void sb_sock_guard_failed(struct sb_rx *rx);
+void sb_sock_http_refused(struct sb_rx *rx, int reason);
 
 /* Inits and releases the lists' part of tp (the fail timer). */
 int sb_tp_lists_init(struct sb_tp *tp);

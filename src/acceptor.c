@@ -99,13 +99,14 @@ static void *run(void *arg)
 		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
 		    errno == EAGAIN || errno == EWOULDBLOCK)
 			continue;
+		/* a flood of connections causes these: rate-limited */
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM)
-			sb_log(SB_LOG_ERROR, errno,
+			sb_log_client(SB_LOG_ERROR, errno,
 			       "accept: out of resources; pausing accepting for %d ms",
 			       PAUSE_MS);
 		else
-			sb_log(SB_LOG_ERROR, errno, "accept");
+			sb_log_client(SB_LOG_ERROR, errno, "accept");
 		atomic_fetch_add(&a->srv->accept_pauses, 1);
 		pause_for(a, PAUSE_MS);
 	}

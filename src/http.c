@@ -35,6 +35,11 @@ static void proc_stats(struct sb_proc_stats *out)
 	pthread_mutex_unlock(&lock);
 }
 
+bool sb_http_is_endpoint(const char *path)
+{
+	return !strcmp(path, "/healthz") || !strcmp(path, "/metrics");
+}
+
 int sb_http_answer(const struct sb_http_src *src, const char *path,
 		   struct sb_buf *body,
 		   const char **content_type, struct sb_msg **file)

@@ -1,6 +1,7 @@
 #include "sb_log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,21 +111,21 @@ int sb_log_level_parse(const char *s)
 	return -1;
 }
 
-void sb_log_emit(int level, int err, const char *fmt, ...)
+static void emit_v(int level, int err, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void emit_v(int level, int err, const char *fmt, va_list ap)
 {
 	char line[1200], msg[1024], when[40], ebuf[128];
 	const char *es = NULL;
 	size_t n = 0;
-	va_list ap;
 
 	if (level < 0)
 		level = 0;
 	if (level > SB_LOG_DEBUG)
 		level = SB_LOG_DEBUG;
 	stamp(when, sizeof(when));
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	{
 		size_t m = strlen(msg);
 
@@ -157,6 +158,15 @@ void sb_log_emit(int level, int err, const char *fmt, ...)
 		}
 	}
 	emit_line(line, n, sizeof(line));
+}
+
+void sb_log_emit(int level, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_v(level, err, fmt, ap);
+	va_end(ap);
 }
 
 void sb_log_access(const struct sb_access *a)
@@ -197,4 +207,106 @@ void sb_log_access(const struct sb_access *a)
 	put_json(line, &n, sizeof(line), a->cause);
 	put_raw(line, &n, sizeof(line), "\"}");
 	emit_line(line, n, sizeof(line));
+}
+
+/* ------------------------------------------------------------ limits */
+
+void sb_log_limit_init(struct sb_log_limit *l, double rate, double burst)
+{
+	l->rate = rate;
+	l->burst = burst;
+	l->tokens = burst;
+	l->stamp_ns = 0;
+	l->started = false;
+	l->suppressed = 0;
+}
+
+bool sb_log_limit_take(struct sb_log_limit *l, uint64_t now_ns,
+		       unsigned long *suppressed)
+{
+	if (!l->started) {
+		l->started = true;
+		l->stamp_ns = now_ns;
+	} else if (now_ns > l->stamp_ns) {
+		l->tokens += (double)(now_ns - l->stamp_ns) / 1e9 * l->rate;
+		if (l->tokens > l->burst)
+			l->tokens = l->burst;
+		l->stamp_ns = now_ns;
+	}
+	if (l->tokens < 1.0) {
+		l->suppressed++;
+		return false;
+	}
+	l->tokens -= 1.0;
+	*suppressed = sb_log_limit_drain(l);
+	return true;
+}
+
+unsigned long sb_log_limit_drain(struct sb_log_limit *l)
+{
+	unsigned long n = l->suppressed;
+
+	l->suppressed = 0;
+	return n;
+}
+
+static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sb_log_limit client_limit = {	/* {client_lock} */
+	.rate = SB_LOG_CLIENT_RATE, .burst = SB_LOG_CLIENT_BURST,
+	.tokens = SB_LOG_CLIENT_BURST,
+};
+static uint64_t (*client_clock)(void);		/* set before threads */
+
+void sb_log_set_clock(uint64_t (*now_ns)(void))
+{
+	client_clock = now_ns;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	if (client_clock)
+		return client_clock();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void say_suppressed(int level, unsigned long n)
+{
+	/* warn, or error when the line it goes with is an error */
+	sb_log_emit(level < SB_LOG_WARN ? level : SB_LOG_WARN, 0,
+		    "%lu log lines that clients caused were suppressed "
+		    "(at most %d at once, then %g a second)",
+		    n, SB_LOG_CLIENT_BURST, SB_LOG_CLIENT_RATE);
+}
+
+void sb_log_client_emit(int level, int err, const char *fmt, ...)
+{
+	unsigned long suppressed = 0;
+	uint64_t now = monotonic_ns();
+	bool ok;
+	va_list ap;
+
+	pthread_mutex_lock(&client_lock);
+	ok = sb_log_limit_take(&client_limit, now, &suppressed);
+	pthread_mutex_unlock(&client_lock);
+	if (!ok)
+		return;
+	if (suppressed)
+		say_suppressed(level, suppressed);
+	va_start(ap, fmt);
+	emit_v(level, err, fmt, ap);
+	va_end(ap);
+}
+
+void sb_log_client_flush(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&client_lock);
+	n = sb_log_limit_drain(&client_limit);
+	pthread_mutex_unlock(&client_lock);
+	if (n && sb_log_enabled(SB_LOG_WARN))
+		say_suppressed(SB_LOG_WARN, n);
 }

@@ -139,6 +139,7 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	struct {
 		unsigned long connections, received, delivered;
 		unsigned long errors[SB_ERR_COUNT], closes[SB_CAUSE_COUNT];
+		unsigned long refused[SB_REQ_COUNT];
 		long queued_msgs, queued_bytes;
 	} t = { 0 };
 
@@ -150,6 +151,8 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 			t.errors[e] += get(&stats[k]->errors[e]);
 		for (int c = 0; c < SB_CAUSE_COUNT; c++)
 			t.closes[c] += get(&stats[k]->closes[c]);
+		for (int r = 0; r < SB_REQ_COUNT; r++)
+			t.refused[r] += get(&stats[k]->refused[r]);
 		t.queued_msgs += atomic_load_explicit(&stats[k]->depth.msgs,
 						      memory_order_relaxed);
 		t.queued_bytes += atomic_load_explicit(&stats[k]->depth.bytes,
@@ -176,6 +179,11 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	for (int c = 0; c < SB_CAUSE_COUNT; c++)
 		sample(b, "switchboard_closes_total", "cause", sb_cause_names[c],
 		       t.closes[c]);
+	header(b, "switchboard_http_refused_total", "counter",
+	       "HTTP requests and upgrades refused before they were served, by reason.");
+	for (int r = 0; r < SB_REQ_COUNT; r++)
+		sample(b, "switchboard_http_refused_total", "reason",
+		       sb_req_reason_names[r], t.refused[r]);
 	header(b, "switchboard_worker_connections", "gauge",
 	       "Open WebSocket connections by worker thread.");
 	for (int k = 0; k < n; k++) {

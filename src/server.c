@@ -232,7 +232,8 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		return rc;
 	nfds = raise_fd_limit();
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
-	if (sb_recv_hook_init(nfds, sb_sock_guard_failed, sb_readahead_stashed))
+	if (sb_recv_hook_init(nfds, sb_sock_guard_failed, sb_readahead_stashed,
+			      sb_sock_http_refused))
 		return -ENOMEM;
 	srv->reg = sb_registry_new(cfg->max_room_peers);
 	if (!srv->reg)
@@ -307,6 +308,7 @@ void sb_server_drain(struct sb_server *srv)
 	}
 	for (int i = 0; i < srv->nworkers; i++)
 		sb_worker_stop(srv->workers[i]);
+	sb_log_client_flush();
 	sb_log(SB_LOG_INFO, 0, "drained; exiting");
 }
 

@@ -5,6 +5,7 @@
 #include "sb_sock.h"
 
 #include "sb_log.h"
+#include "sb_reqcheck.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -241,6 +242,14 @@ void sb_sock_run_closes(struct sb_tp *tp)
 		s->on_close_list = false;
 		sb_sock_release(s);
 	}
+}
+
+void sb_sock_http_refused(struct sb_rx *rx, int reason)
+{
+	struct sb_sock *s = (struct sb_sock *)rx;
+
+	if (reason >= 0 && reason < SB_REQ_COUNT)
+		sb_stat_add(&s->tp->stats.refused[reason], 1);
 }
 
 void sb_sock_guard_failed(struct sb_rx *rx)

@@ -7,6 +7,7 @@
 
 #include "sb_http.h"
 #include "sb_log.h"
+#include "sb_reqcheck.h"
 #include "sb_wsguard.h"
 
 #include <libwebsockets.h>
@@ -231,14 +232,25 @@ static void header(struct lws *wsi, enum lws_token_indexes h, char *buf,
 		buf[0] = '\0';
 }
 
-/* An upgrade to WebSocket asks to be let in (sb_edge.h).  A header longer
+/* An upgrade to WebSocket asks to be let in: its path (404), then the edge
+ * (sb_edge.h).  A header longer
  * than lws's whole header space cannot be there. */
 static int confirm_upgrade(struct sb_sock *s, struct lws *wsi)
 {
 	struct sb_tp *tp = s->tp;
 	char origin[SB_ORIGIN_MAX], xff[4096], real_ip[64];
 	struct sb_upgrade u = { .peer = s->addr, .xff = "", .real_ip = "" };
+	char path[16];
 
+	/* /healthz and /metrics are plain HTTP (docs/protocol.md): the path as
+	 * lws decoded it, its first fragment, the one a GET is answered for */
+	if (lws_hdr_copy_fragment(wsi, path, sizeof(path), WSI_TOKEN_GET_URI, 0) > 0 &&
+	    sb_http_is_endpoint(path)) {
+		sb_stat_add(&tp->stats.refused[SB_REQ_WS_PATH], 1);
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
+				       "no WebSocket at this path");
+		return 1;
+	}
 	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0)
 		u.origin = origin;
 	if (sb_edge_reads_forwarded(tp->edge)) {
@@ -324,7 +336,8 @@ static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
 
 static void log_from_lws(int level, const char *line)
 {
-	sb_log(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, 0, "lws: %s", line);
+	/* clients can make lws log: rate-limited (sb_log.h) */
+	sb_log_client(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, 0, "lws: %s", line);
 }
 
 int sb_transport_create(struct sb_tp *tp, const char *name,
@@ -353,6 +366,9 @@ int sb_transport_create(struct sb_tp *tp, const char *name,
 	info.timeout_secs = (unsigned)cfg->handshake_timeout;
 	info.timeout_secs_ah_idle = cfg->handshake_timeout;
 	info.retry_and_idle_policy = &no_validity;
+	/* room for any request head the recv hook's checker lets through
+	 * (sb_reqcheck.h): it refuses larger ones before lws runs out */
+	info.max_http_header_data = SB_REQ_LWS_HEADER_SPACE;
 	info.vhost_name = "switchboard";
 	if (cfg->tls_cert[0]) {
 		/* every context initializes OpenSSL for itself, or its vhost

@@ -292,6 +292,41 @@ static void test_each_counter_is_its_own(void)
 	}
 }
 
+/* switchboard_http_refused_total: one series per reason, summed over the
+ * workers, each moved only by its own counter. */
+static void test_refused(void)
+{
+	static const char *const reasons[] = {
+		"malformed", "method", "version", "h2", "uri_too_long",
+		"headers_too_large", "framing", "upgrade", "ws_version", "ws_key",
+		"ws_path",
+	};
+	static struct sb_stats a, b;
+	struct sb_stats *both[2] = { &a, &b };
+	char series[128];
+
+	CHECK_EQ_INT(SB_REQ_COUNT, sizeof(reasons) / sizeof(reasons[0]));
+	for (int r = 0; r < SB_REQ_COUNT; r++) {
+		char *text;
+
+		CHECK_EQ_STR(sb_req_reason_names[r], reasons[r]);
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		sb_stat_add(&a.refused[r], 2);
+		sb_stat_add(&b.refused[r], 5);
+		text = render(both, 2, 0, 0);
+		check_well_formed(text);
+		expect_type(text, "switchboard_http_refused_total", "counter");
+		for (int k = 0; k < SB_REQ_COUNT; k++) {
+			snprintf(series, sizeof(series),
+				 "switchboard_http_refused_total{reason=\"%s\"}",
+				 reasons[k]);
+			CHECK_EQ_INT(sample_value(text, series), k == r ? 7 : 0);
+		}
+		free(text);
+	}
+}
+
 /* The text of the one sample line of series, without the newline. */
 static void expect_sample_text(const char *text, const char *series,
 			       const char *want)
@@ -411,6 +446,7 @@ int main(void)
 	RUN_TEST(test_sums_over_workers);
 	RUN_TEST(test_zeros);
 	RUN_TEST(test_each_counter_is_its_own);
+	RUN_TEST(test_refused);
 	RUN_TEST(test_latency_histogram);
 	RUN_TEST(test_depth_and_process);
 	RUN_TEST(test_proc_read);

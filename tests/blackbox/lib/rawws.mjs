@@ -393,10 +393,11 @@ export async function rawConnect(target, {
 
 // A persistent HTTP/1.1 connection on which requests are sent one after the
 // other, to see how the server answers on a connection opened earlier.
+// `secure` as for rawConnect (TLS).
 export class HttpConn {
-  static async open(target, { t, timeout = T(5000), host } = {}) {
+  static async open(target, { t, timeout = T(5000), host, secure = false } = {}) {
     const h = host || target.httpHost;
-    const socket = await openSocket(h, target.port, timeout);
+    const socket = await openSocket(h, target.port, timeout, secure);
     const conn = new HttpConn(socket, h, target.port);
     track(conn);
     if (t) t.after(() => socket.destroy());
@@ -461,8 +462,16 @@ export class HttpConn {
     return { status, headers, body: body.toString('utf8') };
   }
 
-  // Sends `text` as is and resolves with the response; rejects if the server
-  // closes the connection first.
+  // Resolves once the server has closed the connection.
+  waitClosed(timeout = T(5000)) {
+    return withTimeout(new Promise((resolve) => {
+      if (this.socket.destroyed || this.socket.readyState === 'closed') resolve();
+      else this.socket.once('close', resolve);
+    }), timeout, 'the server to close the HTTP connection');
+  }
+
+  // Sends `text` (a string or a Buffer) as is and resolves with the
+  // response; rejects if the server closes the connection first.
   requestRaw(text, timeout = T(5000)) {
     return withTimeout(new Promise((resolve, reject) => {
       this.waiter = () => {
