@@ -21,8 +21,10 @@
 struct sb_liveness {
 	uint64_t last_rx;		/* ms: the last frame from the client */
 	uint64_t partial_since;		/* ms: a message has been unfinished
-					 * since; 0: none is */
+					 * since, while partial */
 	uint32_t partial_mark;		/* messages finished by then */
+	bool partial;			/* a message is unfinished (a flag of
+					 * its own: 0 ms is a time like any) */
 	bool ping_sent;			/* since last_rx */
 };
 

@@ -8,6 +8,7 @@ void sb_liveness_init(struct sb_liveness *l, uint64_t now_ms)
 	l->last_rx = now_ms;
 	l->partial_since = 0;
 	l->partial_mark = 0;
+	l->partial = false;
 	l->ping_sent = false;
 }
 
@@ -24,12 +25,14 @@ enum sb_live sb_liveness_tick(struct sb_liveness *l, uint64_t now_ms,
 	uint64_t idle = now_ms > l->last_rx ? now_ms - l->last_rx : 0;
 
 	if (!unfinished) {
-		l->partial_since = 0;
-	} else if (!l->partial_since || l->partial_mark != finished) {
+		l->partial = false;
+	} else if (!l->partial || l->partial_mark != finished) {
 		/* a message begun since the last look: its clock starts */
-		l->partial_since = now_ms ? now_ms : 1;
+		l->partial = true;
+		l->partial_since = now_ms;
 		l->partial_mark = finished;
-	} else if (now_ms - l->partial_since >= interval_ms) {
+	} else if (now_ms > l->partial_since &&	/* not before it began */
+		   now_ms - l->partial_since >= interval_ms) {
 		return SB_LIVE_SLOW;
 	}
 	if (idle >= 2 * interval_ms)

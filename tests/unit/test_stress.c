@@ -4,13 +4,21 @@
  * Each thread plays a worker: it owns a set of connection slots, and only
  * it joins, leaves, relays for and kills its own connections (the thread
  * rule of sb_registry.h and sb_conn.h).  Any thread may send directly to
- * or doom any connection.  Each connection's scheduler puts it on its
- * owner's ready list, and the owner drains that list between operations,
- * checking everything it receives:
+ * or doom any connection.  Each thread owns a real inbox (sb_inbox.h), the
+ * scheduler of its connections: what other threads schedule is posted and
+ * wakes the owner (a condition variable here), what the owner schedules
+ * itself goes on its own list with a kick (a flag).  Between operations
+ * the owner takes what it was woken or kicked for and serves it with
+ * sb_inbox_serve(), checking everything it receives:
  *
- *   - the owner's list holds each connection at most once, though two
- *     schedule calls for one connection may overlap (sb_conn.h), the way
- *     the worker's scheduler keeps it;
+ *   - a connection is on at most one list at once, and only on its
+ *     owner's, though two schedule calls for one connection may overlap
+ *     (sb_conn.h): every list taken holds it at most once, never on the
+ *     posted list and the own list together, and marked listed;
+ *   - the owner is woken only when its inbox goes from empty to non-empty:
+ *     each wake is matched by exactly one take that found something (the
+ *     owner takes only when woken), and there are no more wakes than
+ *     posts; every schedule by the owner's own thread comes with a kick;
  *   - "joined", "join" and "leave" keep a consistent view of the room: ids
  *     unique, a leave only for a present peer;
  *   - a relayed message comes from a peer the receiver has seen join and
@@ -21,10 +29,12 @@
  *     sends arrive exactly once, in order, from the first on (as long as
  *     the receiver lives);
  *
- * and at the end, when everybody has left: the registry is empty, every
- * queue is empty, no connection is left scheduled, and every message is
- * back to the single reference its creator kept (ASan's leak check covers
- * the events the registry made).
+ * After the run, each owner passes a message around a ring of the
+ * threads, sleeping until its inbox wakes it: a wake is never lost.  At
+ * the end, when everybody has left: the registry is empty, every queue is
+ * empty, nothing is left posted or listed, and every message is back to
+ * the single reference its creator kept (ASan's leak check covers the
+ * events the registry made).
  *
  * The run stops after a fixed number of operations or a time limit,
  * whichever comes first, so that it stays short under the sanitizers.
@@ -32,6 +42,7 @@
 #include "check.h"
 
 #include "sb_conn.h"
+#include "sb_inbox.h"
 #include "sb_msg.h"
 #include "sb_registry.h"
 
@@ -50,9 +61,12 @@ enum {
 	TOTAL_OPS = 200000,
 	MAX_BACKLOG = 256 * 1024,
 	NICK_LEN = 24,
+	RING_ROUNDS = 200,
 };
 
 #define TIME_LIMIT_S 12.0
+/* How long an owner may sleep for a wake before the test calls it lost. */
+#define WAKE_LIMIT_S 30
 
 /* The bytes of a relayed message (a test format: not JSON). */
 struct relay_body {
@@ -76,12 +90,12 @@ struct direct_body {
 
 /* What the test knows about one connection object (c->owner_data). */
 struct cinfo {
-	atomic_bool pending;	/* scheduled and not yet drained */
 	int thread;		/* immutable: the owner */
 	int slot;		/* immutable */
 	uint32_t gen;		/* immutable: which connection of the slot */
 	char nick[NICK_LEN];	/* immutable: "s<slot>g<gen>" */
 	struct cinfo *next;	/* owner only: every cinfo it made */
+	bool taken;		/* owner only: on a list taken, not yet served */
 
 	/* the receiving side, owner only */
 	bool checking;		/* until it dies or is retired */
@@ -114,7 +128,8 @@ struct slot {
 #define STATS(X)                                                              \
 	X(ops) X(joins) X(eexist) X(enospc) X(leaves) X(relays_t)             \
 	X(relays_b) X(enoent) X(directs) X(dooms) X(kills) X(closes)          \
-	X(overflows) X(rx_t) X(rx_b) X(rx_d) X(rx_events) X(drains)
+	X(overflows) X(rx_t) X(rx_b) X(rx_d) X(rx_events) X(drains)           \
+	X(takes) X(empty_takes) X(posted) X(own) X(kicks)
 
 struct stats {
 #define STATS_FIELD(name) unsigned long name;
@@ -123,15 +138,20 @@ struct stats {
 };
 
 struct worker {
-	struct sb_sched sched;	/* first: the callback finds the worker */
+	struct sb_inbox inbox;	/* its connections' scheduler */
 	int index;
 	pthread_t th;
 
-	pthread_mutex_t lock;
-	struct sb_conn **ready;	/* {lock} connections to drain, one ref each */
-	size_t nready, capready;	/* {lock} */
+	/* The wake: a sender sets woken and signals; the owner clears it
+	 * before it takes, so a post after the take wakes it again. */
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	bool woken;		/* {wlock} */
+	atomic_ulong wakes;	/* calls of wake, from any thread */
 
 	/* the worker's own thread only */
+	bool kicked;		/* its own list has something */
+	unsigned long ring_base;	/* rx_d when the ring began */
 	struct check_rng rng;
 	struct json_tokener *tok;
 	struct cinfo *cinfos;
@@ -161,30 +181,49 @@ static double elapsed(void)
 	       (double)(now.tv_nsec - started.tv_nsec) / 1e9;
 }
 
-/* ---- the owner side: scheduling and draining ---- */
+/* ---- the owner side: its inbox ---- */
 
-static void schedule_cb(struct sb_sched *s, struct sb_conn *c)
+/* The worker whose thread this is. */
+static _Thread_local struct worker *self;
+
+/* The inbox's wake: any thread, no lock of the inbox held. */
+static void wake_cb(void *arg)
 {
-	struct worker *w = (struct worker *)s;
-	struct cinfo *ci = c->owner_data;
+	struct worker *w = arg;
 
-	CHECK(ci != NULL);
-	CHECK_EQ_INT(ci->thread, w->index);
-	/* already listed: the owner's drain will see this send too */
-	if (atomic_exchange(&ci->pending, true))
-		return;
-	sb_conn_ref(c);
-	pthread_mutex_lock(&w->lock);
-	if (w->nready == w->capready) {
-		size_t ncap = w->capready ? w->capready * 2 : 16;
-		struct sb_conn **n = realloc(w->ready, ncap * sizeof(*n));
+	pthread_mutex_lock(&w->wlock);
+	w->woken = true;
+	pthread_cond_signal(&w->wcond);
+	pthread_mutex_unlock(&w->wlock);
+	atomic_fetch_add(&w->wakes, 1);
+}
 
-		CHECK(n != NULL);
-		w->ready = n;
-		w->capready = ncap;
+/* The inbox's kick: only the owner schedules on its own list. */
+static void kick_cb(void *arg)
+{
+	struct worker *w = arg;
+
+	CHECK(self == w);
+	w->kicked = true;
+	w->st.kicks++;
+}
+
+/* Sleeps until woken (at once if it was since the last take). */
+static void wait_woken(struct worker *w)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAKE_LIMIT_S;
+	pthread_mutex_lock(&w->wlock);
+	while (!w->woken) {
+		int rc = pthread_cond_timedwait(&w->wcond, &w->wlock, &deadline);
+
+		if (rc == ETIMEDOUT)
+			CHECK(!"a wake came before the time limit");
+		CHECK(rc == 0);
 	}
-	w->ready[w->nready++] = c;
-	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_unlock(&w->wlock);
 }
 
 static int index_of(const char *s, size_t len, const char *prefix, int limit)
@@ -356,44 +395,86 @@ static void receive(struct worker *w, struct cinfo *ci, const struct sb_msg *m)
 	}
 }
 
-/* Drains every connection on the ready list, as a worker's writer would. */
-static void drain_ready(struct worker *w)
+/* Marks each connection of a list taken: one on two lists at once, or
+ * twice on one, or on another owner's, is caught here.  Returns how many. */
+static unsigned long mark_taken(struct worker *w, struct sb_conn *list)
 {
-	struct sb_conn **list;
-	size_t n;
+	unsigned long n = 0;
 
-	pthread_mutex_lock(&w->lock);
-	list = w->ready;
-	n = w->nready;
-	w->ready = NULL;
-	w->nready = w->capready = 0;
-	pthread_mutex_unlock(&w->lock);
-
-	for (size_t i = 0; i < n; i++) {
-		struct sb_conn *c = list[i];
+	for (struct sb_conn *c = list; c; c = c->ready_next) {
 		struct cinfo *ci = c->owner_data;
-		struct sb_msg *m;
-		bool overflow, more;
 
-		atomic_store(&ci->pending, false);
-		do {
-			m = sb_conn_next(c, &overflow, &more);
-			if (m) {
-				receive(w, ci, m);
-				sb_msg_unref(m);
-			}
-		} while (more);
-		if (overflow) {
-			CHECK(m == NULL);
-			CHECK(sb_conn_is_dead(c));
-			ci->checking = false;
-			if (slots[ci->slot].ci == ci)
-				slots[ci->slot].dead = true;
-			w->st.overflows++;
-		}
-		sb_conn_unref(c);
+		CHECK(ci != NULL);
+		CHECK_EQ_INT(ci->thread, w->index);
+		CHECK(atomic_load(&c->listed));
+		CHECK(!ci->taken);
+		ci->taken = true;
+		n++;
 	}
-	free(list);
+	return n;
+}
+
+/* sb_inbox_serve()'s callback: drains c as a worker's writer would. */
+static void serve_conn(void *arg, struct sb_conn *c)
+{
+	struct worker *w = arg;
+	struct cinfo *ci = c->owner_data;
+	struct sb_msg *m;
+	bool overflow, more;
+
+	CHECK(ci->taken);
+	ci->taken = false;
+	do {
+		m = sb_conn_next(c, &overflow, &more);
+		if (m) {
+			receive(w, ci, m);
+			sb_msg_unref(m);
+		}
+	} while (more);
+	if (overflow) {
+		CHECK(m == NULL);
+		CHECK(sb_conn_is_dead(c));
+		ci->checking = false;
+		if (slots[ci->slot].ci == ci)
+			slots[ci->slot].dead = true;
+		w->st.overflows++;
+	}
+}
+
+/* Takes what the owner was kicked or woken for, both lists before
+ * serving either, and serves them. */
+static void serve_inbox(struct worker *w)
+{
+	struct sb_inbox_batch b;
+	struct sb_conn *own = NULL;
+	bool woken;
+
+	memset(&b, 0, sizeof(b));
+	if (w->kicked) {
+		w->kicked = false;
+		own = sb_inbox_take_own(&w->inbox);
+		CHECK(own != NULL);
+	} else {
+		CHECK(w->inbox.own == NULL);	/* every own schedule kicks */
+	}
+	pthread_mutex_lock(&w->wlock);
+	woken = w->woken;
+	w->woken = false;	/* before the take: a later post wakes again */
+	pthread_mutex_unlock(&w->wlock);
+	if (woken) {
+		sb_inbox_take(&w->inbox, &b);
+		CHECK_EQ_SIZE(b.nfds, 0);
+		CHECK(b.fds == NULL);
+		CHECK(!b.drain && !b.stop);
+		if (b.posted)
+			w->st.takes++;
+		else
+			w->st.empty_takes++;	/* woken for what was taken */
+	}
+	w->st.own += mark_taken(w, own);
+	w->st.posted += mark_taken(w, b.posted);
+	sb_inbox_serve(b.posted, serve_conn, w);
+	sb_inbox_serve(own, serve_conn, w);
 	w->st.drains++;
 }
 
@@ -419,7 +500,6 @@ static void slot_fresh(struct worker *w, struct slot *s, int index)
 	struct sb_conn *c, *old;
 
 	CHECK(ci != NULL);
-	atomic_init(&ci->pending, false);
 	ci->thread = w->index;
 	ci->slot = index;
 	ci->gen = s->conn ? s->gen + 1 : 0;
@@ -429,7 +509,7 @@ static void slot_fresh(struct worker *w, struct slot *s, int index)
 	ci->next = w->cinfos;
 	w->cinfos = ci;
 
-	c = sb_conn_new(&w->sched, MAX_BACKLOG);
+	c = sb_conn_new(&w->inbox.sched, MAX_BACKLOG);
 	CHECK(c != NULL);
 	c->owner_data = ci;
 
@@ -537,9 +617,10 @@ static struct sb_conn *grab(int t)
 	return c;
 }
 
-static void op_direct(struct worker *w)
+/* Sends directly to whatever connection slot t holds; whether it took the
+ * message. */
+static bool send_direct(struct worker *w, int t)
 {
-	int t = (int)check_rng_below(&w->rng, NSLOTS);
 	struct sb_conn *c = grab(t);
 	struct cinfo *ci = c->owner_data;
 	struct direct_body b;
@@ -568,6 +649,12 @@ static void op_direct(struct worker *w)
 	keep(w, m);
 	sb_conn_unref(c);
 	w->st.directs++;
+	return rc == 0;
+}
+
+static void op_direct(struct worker *w)
+{
+	send_direct(w, (int)check_rng_below(&w->rng, NSLOTS));
 }
 
 static void op_doom(struct worker *w)
@@ -581,12 +668,35 @@ static void op_doom(struct worker *w)
 	w->st.dooms++;
 }
 
+/*
+ * Each owner sends to the next thread's first connection and sleeps until
+ * its own has what the previous thread sent, round after round: it relies
+ * on the inbox's wake alone, so a lost wake stalls the ring.
+ */
+static void ring(struct worker *w)
+{
+	int next = (w->index + 1) % NTHREADS;
+
+	w->ring_base = w->st.rx_d;
+	for (unsigned long r = 1; r <= RING_ROUNDS; r++) {
+		CHECK(send_direct(w, next * SLOTS_PER_THREAD));
+		for (;;) {
+			serve_inbox(w);
+			if (w->st.rx_d >= w->ring_base + r)
+				break;
+			wait_woken(w);
+		}
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	unsigned long budget = TOTAL_OPS / NTHREADS;
 	struct slot *mine = &slots[w->index * SLOTS_PER_THREAD];
 
+	self = w;
+	sb_inbox_bind(&w->inbox);
 	w->tok = json_tokener_new();
 	CHECK(w->tok != NULL);
 	pthread_barrier_wait(&barrier);
@@ -633,14 +743,15 @@ static void *worker_main(void *arg)
 			slot_close(w, s, index);	/* the client went away */
 			w->st.closes++;
 		}
-		drain_ready(w);
+		serve_inbox(w);
 		w->st.ops++;
 	}
 
 	/* everyone stops, then everyone leaves, then the last events are
-	 * drained: nothing sends after the second barrier */
+	 * served: nothing but the ring sends after the second barrier, and
+	 * every wake for what was sent before it has been called */
 	pthread_barrier_wait(&barrier);
-	drain_ready(w);
+	serve_inbox(w);
 	for (int k = 0; k < SLOTS_PER_THREAD; k++) {
 		struct slot *s = &mine[k];
 
@@ -648,10 +759,18 @@ static void *worker_main(void *arg)
 			CHECK_EQ_INT(sb_registry_leave(reg, s->conn, true), 0);
 			s->room = -1;
 		}
-		drain_ready(w);
+		serve_inbox(w);
 	}
 	pthread_barrier_wait(&barrier);
-	drain_ready(w);
+	serve_inbox(w);
+	if (mine[0].dead)
+		slot_close(w, &mine[0], w->index * SLOTS_PER_THREAD);
+	pthread_barrier_wait(&barrier);
+	ring(w);
+	pthread_barrier_wait(&barrier);
+	serve_inbox(w);
+	/* one a round from the previous thread, no more */
+	CHECK_EQ_INT(w->st.rx_d - w->ring_base, RING_ROUNDS);
 	pthread_barrier_wait(&barrier);
 	json_tokener_free(w->tok);
 	return NULL;
@@ -660,7 +779,7 @@ static void *worker_main(void *arg)
 static void test_many_threads(void)
 {
 	struct stats sum;
-	unsigned long made = 0;
+	unsigned long made = 0, sum_wakes = 0;
 	size_t rooms = 99, peers = 99;
 	uint64_t seed = check_seed(20240601);
 
@@ -674,9 +793,11 @@ static void test_many_threads(void)
 	for (int t = 0; t < NTHREADS; t++) {
 		struct worker *w = &workers[t];
 
-		w->sched.schedule = schedule_cb;
 		w->index = t;
-		CHECK_EQ_INT(pthread_mutex_init(&w->lock, NULL), 0);
+		CHECK_EQ_INT(sb_inbox_init(&w->inbox, wake_cb, kick_cb, w), 0);
+		CHECK_EQ_INT(pthread_mutex_init(&w->wlock, NULL), 0);
+		CHECK_EQ_INT(pthread_cond_init(&w->wcond, NULL), 0);
+		atomic_init(&w->wakes, 0);
 		check_rng_init(&w->rng, seed * 7919 + (uint64_t)t + 1);
 		for (int k = 0; k < SLOTS_PER_THREAD; k++) {
 			int index = t * SLOTS_PER_THREAD + k;
@@ -692,6 +813,8 @@ static void test_many_threads(void)
 	pthread_barrier_wait(&barrier);	/* go */
 	pthread_barrier_wait(&barrier);	/* stopped */
 	pthread_barrier_wait(&barrier);	/* everyone left */
+	pthread_barrier_wait(&barrier);	/* the ring's connections alive */
+	pthread_barrier_wait(&barrier);	/* the ring done */
 	pthread_barrier_wait(&barrier);	/* drained */
 	for (int t = 0; t < NTHREADS; t++)
 		CHECK_EQ_INT(pthread_join(workers[t].th, NULL), 0);
@@ -708,13 +831,26 @@ static void test_many_threads(void)
 
 		CHECK(c->room == NULL);
 		CHECK_EQ_SIZE(sb_conn_backlog(c), 0);
-		CHECK(!atomic_load(&slots[i].ci->pending));
+		CHECK(!atomic_load(&c->listed));
+		CHECK(!slots[i].ci->taken);
 		CHECK_EQ_INT(atomic_load(&c->refs), 1);
 	}
 	memset(&sum, 0, sizeof(sum));
 	for (int t = 0; t < NTHREADS; t++) {
 		struct worker *w = &workers[t];
-		CHECK_EQ_SIZE(w->nready, 0);
+		struct sb_inbox_batch b;
+		unsigned long wakes = atomic_load(&w->wakes);
+
+		/* nothing is left posted, and the owner was woken once for
+		 * each time its inbox filled */
+		sb_inbox_take(&w->inbox, &b);
+		CHECK(b.posted == NULL && b.nfds == 0 && !b.drain && !b.stop);
+		CHECK(sb_inbox_take_own(&w->inbox) == NULL);
+		CHECK(!w->kicked);
+		CHECK_EQ_INT(wakes, w->st.takes);
+		CHECK(wakes <= w->st.posted);
+		CHECK_EQ_INT(w->st.own, w->st.kicks);
+		sum_wakes += wakes;
 #define STATS_ADD(name) sum.name += w->st.name;
 		STATS(STATS_ADD)
 #undef STATS_ADD
@@ -725,17 +861,18 @@ static void test_many_threads(void)
 		}
 		made += w->nkept;
 		free(w->kept);
-		free(w->ready);
 	}
 	printf("%.1f s: %lu ops, %lu joins (%lu id taken, %lu room full), "
 	       "%lu leaves, %lu closes, %lu targeted (%lu not found), "
 	       "%lu broadcast, %lu direct, %lu dooms, %lu kills, %lu overflows; "
 	       "checked %lu targeted, %lu broadcast, %lu direct, %lu events "
-	       "in %lu drains; %lu messages made\n",
+	       "in %lu drains; %lu messages made; %lu posted, %lu wakes, "
+	       "%lu empty takes, %lu own, %lu kicks\n",
 	       elapsed(), sum.ops, sum.joins, sum.eexist, sum.enospc, sum.leaves,
 	       sum.closes, sum.relays_t, sum.enoent, sum.relays_b, sum.directs,
 	       sum.dooms, sum.kills, sum.overflows, sum.rx_t, sum.rx_b, sum.rx_d,
-	       sum.rx_events, sum.drains, made);
+	       sum.rx_events, sum.drains, made, sum.posted, sum_wakes,
+	       sum.empty_takes, sum.own, sum.kicks);
 
 	/* the run did what it is meant to: every path was taken */
 	CHECK(sum.ops >= 10000);
@@ -744,6 +881,7 @@ static void test_many_threads(void)
 	CHECK(sum.dooms > 0 && sum.overflows > 0);
 	CHECK(sum.enoent > 0);
 	CHECK(sum.rx_t > 0 && sum.rx_b > 0 && sum.rx_d > 0 && sum.rx_events > 0);
+	CHECK(sum.posted > 0 && sum.own > 0);
 
 	for (int i = 0; i < NSLOTS; i++) {
 		sb_conn_unref(slots[i].conn);
@@ -758,7 +896,9 @@ static void test_many_threads(void)
 			free(ci);
 			ci = next;
 		}
-		pthread_mutex_destroy(&workers[t].lock);
+		sb_inbox_release(&workers[t].inbox);
+		pthread_cond_destroy(&workers[t].wcond);
+		pthread_mutex_destroy(&workers[t].wlock);
 	}
 	pthread_barrier_destroy(&barrier);
 	sb_registry_free(reg);
