@@ -5,10 +5,10 @@
  *
  * Reference counted: the owning worker holds one reference for as long as
  * the socket lives, the registry one while the connection is joined, and a
- * worker's ready list one while the connection is on it.
+ * worker's scheduled list one while the connection is on it (sb_inbox.h).
  *
  * Thread rules.  sb_conn_send() may be called from any thread.  The
- * sb_conn_next() / sb_conn_kill() side is for the owning worker only.  The
+ * sb_conn_next() / sb_conn_seal() side is for the owning worker only.  The
  * registry fields are written by the owning worker while it holds the
  * registry's write lock, and read by others under its read lock.
  */
@@ -101,9 +101,11 @@ void sb_conn_unref(struct sb_conn *c);
  */
 int sb_conn_send(struct sb_conn *c, struct sb_msg *m);
 
-/* Kills c as sb_conn_send() does when its bound is crossed: its queue is
- * dropped and its owner scheduled to close it.  Any thread. */
-void sb_conn_doom(struct sb_conn *c);
+/* Evicts c from outside, as sb_conn_send() does when its bound is crossed:
+ * its queue is dropped, later sends are refused, and its owner is
+ * scheduled to close it (1008, cause "backlog").  Any thread.  Compare
+ * sb_conn_seal(), the owner's own quiet version. */
+void sb_conn_evict(struct sb_conn *c);
 
 /*
  * Owner only: takes the oldest queued message (the caller owns the
@@ -124,8 +126,10 @@ struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more);
 size_t sb_conn_take(struct sb_conn *c, struct sb_msg **out, size_t max,
 		    size_t budget, bool *overflow, bool *more);
 
-/* Owner only: marks c dead and drops its queue; later sends are refused. */
-void sb_conn_kill(struct sb_conn *c);
+/* Owner only, when it closes c itself: marks c dead and drops its queue;
+ * later sends are refused, and nobody is scheduled (the owner knows).
+ * Compare sb_conn_evict(). */
+void sb_conn_seal(struct sb_conn *c);
 
 static inline bool sb_conn_is_dead(struct sb_conn *c)
 {

@@ -56,20 +56,20 @@ void sb_conn_unref(struct sb_conn *c)
 }
 
 /* Caller holds c->lock. */
-static void doom_locked(struct sb_conn *c)
+static void evict_locked(struct sb_conn *c)
 {
 	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
 	c->overflow = true;
 	clear_locked(c);
 }
 
-void sb_conn_doom(struct sb_conn *c)
+void sb_conn_evict(struct sb_conn *c)
 {
 	bool notify = false;
 
 	pthread_mutex_lock(&c->lock);
 	if (!atomic_load_explicit(&c->dead, memory_order_relaxed)) {
-		doom_locked(c);
+		evict_locked(c);
 		notify = true;	/* see sb_conn_send */
 		c->scheduled = true;
 	}
@@ -88,7 +88,7 @@ int sb_conn_send(struct sb_conn *c, struct sb_msg *m)
 		rc = -EPIPE;
 	} else if ((c->q.count && c->q.bytes + m->len > c->max_backlog) ||
 		   sb_queue_push(&c->q, m)) {
-		doom_locked(c);
+		evict_locked(c);
 		rc = -ENOBUFS;
 		/* Always tell the owner about a kill, even if it was told of
 		 * output already: it may be waiting for a socket that will
@@ -141,7 +141,7 @@ struct sb_msg *sb_conn_next(struct sb_conn *c, bool *overflow, bool *more)
 	return m;
 }
 
-void sb_conn_kill(struct sb_conn *c)
+void sb_conn_seal(struct sb_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
 	atomic_store_explicit(&c->dead, true, memory_order_relaxed);

@@ -155,7 +155,7 @@ int sb_registry_join(struct sb_registry *r, struct sb_conn *c,
 	if (joined)
 		sb_conn_send(c, joined);
 	else
-		sb_conn_doom(c);	/* it cannot be told: close it */
+		sb_conn_evict(c);	/* it cannot be told: close it */
 	for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));)
 		if (v != c)
 			sb_conn_send(v, note);

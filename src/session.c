@@ -89,7 +89,7 @@ void sb_session_end(struct sb_session *s, bool notify)
 		return;
 	s->ended = true;
 	leave(s, notify);
-	sb_conn_kill(s->conn);
+	sb_conn_seal(s->conn);
 }
 
 void sb_session_release(struct sb_session *s, bool notify)

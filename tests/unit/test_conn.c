@@ -317,7 +317,7 @@ static void test_overflow_kills(void)
 	CHECK_EQ_INT(sb_conn_send(c, m), -EPIPE);
 	CHECK_EQ_INT(refs_of(m), 1);
 	CHECK_EQ_INT(cs.calls, 2);
-	sb_conn_doom(c);	/* already dead: no further call */
+	sb_conn_evict(c);	/* already dead: no further call */
 	CHECK_EQ_INT(cs.calls, 2);
 
 	overflow = false;
@@ -374,11 +374,11 @@ static void test_doom(void)
 	sched_init(&cs);
 	/* an idle conn: doom tells the owner */
 	idle = sb_conn_new(&cs.s, 1000);
-	sb_conn_doom(idle);
+	sb_conn_evict(idle);
 	CHECK(sb_conn_is_dead(idle));
 	CHECK_EQ_INT(cs.calls, 1);
 	CHECK(cs.last == idle);
-	sb_conn_doom(idle);
+	sb_conn_evict(idle);
 	CHECK_EQ_INT(cs.calls, 1);
 	CHECK_EQ_INT(sb_conn_send(idle, m), -EPIPE);
 	CHECK_EQ_INT(cs.calls, 1);
@@ -395,7 +395,7 @@ static void test_doom(void)
 	CHECK_EQ_INT(sb_conn_send(busy, m), 0);
 	CHECK_EQ_INT(cs.calls, 2);
 	CHECK_EQ_INT(refs_of(m), 3);
-	sb_conn_doom(busy);
+	sb_conn_evict(busy);
 	CHECK_EQ_INT(cs.calls, 3);
 	CHECK_EQ_INT(refs_of(m), 1);
 	CHECK_EQ_SIZE(sb_conn_backlog(busy), 0);
@@ -418,7 +418,7 @@ static void test_kill(void)
 	c = sb_conn_new(&cs.s, 1000);
 	CHECK_EQ_INT(sb_conn_send(c, m), 0);
 	CHECK_EQ_INT(refs_of(m), 2);
-	sb_conn_kill(c);
+	sb_conn_seal(c);
 	CHECK(sb_conn_is_dead(c));
 	CHECK_EQ_INT(refs_of(m), 1);
 	CHECK_EQ_SIZE(sb_conn_backlog(c), 0);
@@ -608,7 +608,7 @@ static void test_depth(void)
 	CHECK_EQ_INT(sb_conn_send(b, m10), -EPIPE);
 	check_depth(&d, 1, 20);
 	/* a kill drops it too; so does the last reference */
-	sb_conn_kill(a);
+	sb_conn_seal(a);
 	check_depth(&d, 0, 0);
 	CHECK_EQ_INT(sb_conn_send(a, m10), -EPIPE);
 	sb_conn_unref(a);

@@ -159,7 +159,7 @@ static void *remote_main(void *arg)
 
 	for (int i = 0; i < r->n; i++) {
 		if (r->doom)
-			sb_conn_doom(r->conns[i]);
+			sb_conn_evict(r->conns[i]);
 		else
 			CHECK_EQ_INT(send_one(r->conns[i]), 0);
 	}
@@ -353,7 +353,7 @@ static void test_schedule_own(void)
 	check_calls(&k, 0, 2);
 	CHECK(atomic_load(&c[0]->listed));
 	/* listed already: a kill lists it no second time */
-	sb_conn_doom(c[0]);
+	sb_conn_evict(c[0]);
 	check_calls(&k, 0, 2);
 	expect_empty(&in);
 	/* another thread's send goes to the inbox */

@@ -537,7 +537,7 @@ static void slot_close(struct worker *w, struct slot *s, int index)
 		s->room = -1;
 		w->st.leaves++;
 	}
-	sb_conn_kill(s->conn);
+	sb_conn_seal(s->conn);
 	s->ci->checking = false;
 	slot_fresh(w, s, index);
 }
@@ -661,7 +661,7 @@ static void op_doom(struct worker *w)
 {
 	struct sb_conn *c = grab((int)check_rng_below(&w->rng, NSLOTS));
 
-	sb_conn_doom(c);
+	sb_conn_evict(c);
 	CHECK(sb_conn_is_dead(c));
 	CHECK_EQ_SIZE(sb_conn_backlog(c), 0);	/* its queue was dropped */
 	sb_conn_unref(c);
@@ -735,7 +735,7 @@ static void *worker_main(void *arg)
 		} else if (r < 810) {
 			op_doom(w);
 		} else if (r < 815) {
-			sb_conn_kill(s->conn);	/* the owner's own close */
+			sb_conn_seal(s->conn);	/* the owner's own close */
 			s->ci->checking = false;
 			s->dead = true;
 			w->st.kills++;
