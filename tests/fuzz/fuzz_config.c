@@ -9,7 +9,9 @@
  *
  * An error must come with a reason.  A configuration that is accepted must
  * keep every value within its documented bounds, and must be accepted again,
- * unchanged, when written back as a command line.
+ * unchanged, when written back as a command line.  The environment alone
+ * must mean what the same values mean as options (a list variable's
+ * comma-separated items as repeated options).
  */
 #include "fuzz.h"
 
@@ -37,6 +39,95 @@ static const char *fake_getenv(const char *name)
 		if (!strcmp(env_names[i], name))
 			return env_values[i];
 	return NULL;
+}
+
+/* SWITCHBOARD_MAX_MESSAGE -> --max-message, when that is an option that
+ * takes a value (the --help text lists them); false otherwise. */
+static bool option_of(const char *var, char *opt, size_t optlen)
+{
+	const char *u = sb_config_usage, *hit;
+	size_t n = 2;
+
+	if (strncmp(var, "SWITCHBOARD_", 12) || !var[12])
+		return false;
+	strcpy(opt, "--");
+	for (const char *p = var + 12; *p; p++) {
+		if (n + 1 >= optlen || !((*p >= 'A' && *p <= 'Z') || *p == '_'))
+			return false;
+		opt[n++] = *p == '_' ? '-' : (char)(*p - 'A' + 'a');
+	}
+	opt[n] = '\0';
+	if (!strcmp(opt, "--help") || !strcmp(opt, "--version"))
+		return false;
+	/* "  -p, --port N" or "      --max-message BYTES": the name is
+	 * followed by a space */
+	while ((hit = strstr(u, opt))) {
+		if (hit[n] == ' ' && hit > sb_config_usage && hit[-1] == ' ')
+			return true;
+		u = hit + 1;
+	}
+	return false;
+}
+
+/* The environment alone against the same settings given as options. */
+static void check_env_as_argv(void)
+{
+	static char opts[MAX_ENV][64];
+	char *argv[2 + 2 * MAX_ENV * 64], *items, msg[256];
+	struct sb_config e, a;
+	int argc = 1, env_rc, argv_rc;
+	size_t total = 0;
+
+	for (int i = 0; i < nenv; i++)
+		total += strlen(env_values[i]) + 1;
+	items = malloc(total + 1);
+	if (!items)
+		return;
+	argv[0] = "switchboard";
+	total = 0;
+	for (int i = 0; i < nenv; i++) {
+		const char *v = env_values[i];
+		bool first = true, list;
+
+		for (int j = 0; j < i; j++)
+			first = first && strcmp(env_names[j], env_names[i]);
+		if (!first || !*v || !option_of(env_names[i], opts[i], sizeof(opts[i])))
+			continue;
+		list = !strcmp(opts[i], "--allowed-origin") ||
+		       !strcmp(opts[i], "--trusted-proxy");
+		/* a list's items, or the whole value */
+		for (;;) {
+			size_t len = list ? strcspn(v, ",") : strlen(v);
+
+			if (argc + 2 >= (int)(sizeof(argv) / sizeof(argv[0])))
+				goto out;
+			memcpy(items + total, v, len);
+			items[total + len] = '\0';
+			argv[argc++] = opts[i];
+			argv[argc++] = items + total;
+			total += len + 1;
+			v += len;
+			if (!*v)
+				break;
+			v++;	/* the comma */
+			if (!*v)
+				break;	/* "a," is "a" */
+		}
+	}
+	argv[argc] = NULL;
+
+	sb_config_defaults(&e);
+	env_rc = sb_config_env(&e, fake_getenv, msg, sizeof(msg));
+	sb_config_defaults(&a);
+	argv_rc = sb_config_parse(&a, argc, argv, msg, sizeof(msg));
+	SB_FUZZ_CHECK((env_rc == 0) == (argv_rc == SB_CONFIG_RUN),
+		      "the environment says %d, the same as options %d (%s)",
+		      env_rc, argv_rc, msg);
+	if (!env_rc)
+		SB_FUZZ_CHECK(!memcmp(&e, &a, sizeof(e)),
+			      "the environment and the same options differ");
+out:
+	free(items);
 }
 
 static bool terminated(const char *s, size_t size)
@@ -217,6 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	argv[argc] = NULL;
 
+	check_env_as_argv();
 	sb_config_defaults(&cfg);
 	msg[0] = '\0';
 	rc = sb_config_env(&cfg, fake_getenv, msg, sizeof(msg));
