@@ -65,6 +65,8 @@ static void check_cidr(const char *s)
 
 	if (!sb_cidr_parse(&c, s))
 		return;
+	/* the option's value is the range and nothing else */
+	SB_FUZZ_CHECK(!strpbrk(s, " \t"), "\"%s\" taken with spaces", s);
 	bits = c.net.family == AF_INET ? 32 : 128;
 	SB_FUZZ_CHECK(c.prefix <= bits, "prefix %u of %u bits", c.prefix, bits);
 	for (unsigned i = c.prefix; i < bits; i++)
