@@ -5,6 +5,8 @@
  * Besides crashes it checks what the codec promises:
  * - a message it does not call bad_json is one JSON object that json-c
  *   also parses, and the known members it decoded hold what json-c reads;
+ *   one that json-c parses as an object is not bad_json either, unless it
+ *   is too deep or takes a liberty that json-c allows (json_c_liberty);
  * - trusting the caller's UTF-8 check (sb_codec_set_utf8_checked) changes
  *   no verdict on valid UTF-8, and invalid UTF-8 is always bad_json;
  * - sb_codec_check accepts only the members docs/protocol.md allows;
@@ -73,6 +75,44 @@ static json_object *jparse(const char *buf, size_t len)
 		}
 	}
 	return o;
+}
+
+/*
+ * Whether buf takes one of the liberties that json-c allows even in strict
+ * mode and the codec refuses (sb_codec.h): NaN and Infinity, single-quoted
+ * strings, a number ending in its decimal point ("1."), control characters
+ * inside strings, and unpaired surrogate escapes (here: any surrogate
+ * escape).  Checked on the raw text, tracking only where strings are.
+ */
+static bool json_c_liberty(const char *buf, size_t len)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (in_string) {
+			if (c == '"') {
+				in_string = false;
+			} else if (c < 0x20) {
+				return true;
+			} else if (c == '\\' && i + 1 < len) {
+				if (buf[i + 1] == 'u' && i + 3 < len &&
+				    (buf[i + 2] == 'd' || buf[i + 2] == 'D') &&
+				    buf[i + 3] && strchr("89abcdefABCDEF", buf[i + 3]))
+					return true;
+				i++;
+			}
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '\'' || c == 'N' || c == 'I') {
+			return true;
+		} else if (c == '.' && (i + 1 == len || buf[i + 1] < '0' ||
+					buf[i + 1] > '9')) {
+			return true;
+		}
+	}
+	return false;
 }
 
 static bool jstr_is(json_object *o, const char *p, size_t len)
@@ -224,6 +264,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	if (e == SB_ERR_BAD_JSON) {
+		obj = utf8 ? jparse(buf, size) : NULL;
+		SB_FUZZ_CHECK(!obj || strstr(why, "deeper") ||
+			      json_c_liberty(buf, size),
+			      "json-c reads an object where the codec says: %s", why);
+		json_object_put(obj);
 		sb_codec_done(codec, &req);
 		return 0;
 	}
