@@ -80,9 +80,10 @@ static json_object *jparse(const char *buf, size_t len)
 /*
  * Whether buf takes one of the liberties that json-c allows even in strict
  * mode and the codec refuses (sb_codec.h): NaN and Infinity, single-quoted
- * strings, a number ending in its decimal point ("1."), control characters
- * inside strings, and unpaired surrogate escapes (here: any surrogate
- * escape).  Checked on the raw text, tracking only where strings are.
+ * strings, a number ending in its decimal point ("1.") or starting with a
+ * needless zero ("00", "-01.5"), control characters inside strings, and
+ * unpaired surrogate escapes (here: any surrogate escape).  Checked on the
+ * raw text, tracking only where strings are.
  */
 static bool json_c_liberty(const char *buf, size_t len)
 {
@@ -110,6 +111,17 @@ static bool json_c_liberty(const char *buf, size_t len)
 		} else if (c == '.' && (i + 1 == len || buf[i + 1] < '0' ||
 					buf[i + 1] > '9')) {
 			return true;
+		} else if (c == '0' && i + 1 < len && buf[i + 1] >= '0' &&
+			   buf[i + 1] <= '9') {
+			/* at the start of a number, not in an exponent
+			 * ("1e05" is fine) */
+			size_t k = i;
+
+			if (k && buf[k - 1] == '-')
+				k--;
+			if (!k || !buf[k - 1] ||
+			    !strchr("0123456789.eE+-", buf[k - 1]))
+				return true;
 		}
 	}
 	return false;
