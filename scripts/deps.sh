@@ -2,7 +2,7 @@
 # Installs what switchboard needs from Debian 12 and is not there yet.
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh --test   also what the test suite needs (Node.js, npm,
-#                            nginx, openssl and Chromium)
+#                            nginx, openssl, Chromium, clang and libFuzzer)
 # Runs apt-get as root, or through sudo for another user.  Installs nothing
 # when everything is present.
 set -euo pipefail
@@ -18,6 +18,10 @@ if [ "${1:-}" = "--test" ]; then
 	# browser.test.mjs drives Debian's Chromium, headless, with the npm
 	# package playwright-core (never a browser that npm downloads).
 	pkgs+=(chromium)
+	# The fuzz targets (tests/fuzz) are built by clang and linked with
+	# its libFuzzer, ASan and UBSan runtimes, which Debian ships apart
+	# from the compiler (libclang_rt.fuzzer-x86_64.a and the like).
+	pkgs+=(clang libclang-rt-14-dev)
 	# The suite's clients run on Node.js 20 or newer; one installed some
 	# other way is used as it is.  Debian 12's is 18: scripts/test.sh then
 	# fetches Node.js 20 from the npm registry for the tests.

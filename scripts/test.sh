@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs the whole test suite three
 # times: a Release build, under ThreadSanitizer, and under AddressSanitizer
-# with UndefinedBehaviorSanitizer.  Exits non-zero if anything fails.
-#   scripts/test.sh              all three
-#   scripts/test.sh release      one of: release tsan asan
+# with UndefinedBehaviorSanitizer; then builds the fuzz targets with clang
+# and runs each for a bounded time (tests/fuzz/README.md).  Exits non-zero
+# if anything fails.
+#   scripts/test.sh              all four
+#   scripts/test.sh release      one or more of: release tsan asan fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -38,7 +40,7 @@ echo "tests run on Node.js $(node --version)"
 (cd tests/blackbox && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
 builds=("$@")
-[ ${#builds[@]} -eq 0 ] && builds=(release tsan asan)
+[ ${#builds[@]} -eq 0 ] && builds=(release tsan asan fuzz)
 
 # Sanitizers report to stderr and make the process fail; the black-box
 # harness collects the server's stderr and fails the test on any report.
@@ -48,18 +50,22 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
 
 status=0
 for b in "${builds[@]}"; do
+	# fuzz: clang, the fuzz targets only (tests/fuzz), and only their tests
+	cc=() target=() label=()
 	case "$b" in
 	release) type=Release; scale=1 ;;
 	tsan) type=TSan; scale=4 ;;
 	asan) type=ASan; scale=3 ;;
-	*) echo "unknown build '$b' (release, tsan or asan)" >&2; exit 2 ;;
+	fuzz) type=RelWithDebInfo; scale=1; cc=(-DCMAKE_C_COMPILER=clang -DSB_FUZZ=ON)
+	      target=(--target fuzz_all); label=(-L fuzz) ;;
+	*) echo "unknown build '$b' (release, tsan, asan or fuzz)" >&2; exit 2 ;;
 	esac
 	dir="$top/build-$b"
 	echo "=== $b: building in $dir"
-	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DSB_WERROR=ON >/dev/null
-	cmake --build "$dir" -j"$(nproc)" >/dev/null
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DSB_WERROR=ON "${cc[@]}" >/dev/null
+	cmake --build "$dir" -j"$(nproc)" "${target[@]}" >/dev/null
 	echo "=== $b: testing"
-	if ! (cd "$dir" && SB_TEST_SCALE=$scale ctest --output-on-failure --timeout 600 -j2); then
+	if ! (cd "$dir" && SB_TEST_SCALE=$scale ctest --output-on-failure --timeout 600 -j2 "${label[@]}"); then
 		status=1
 		echo "=== $b: FAILED"
 	fi

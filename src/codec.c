@@ -456,6 +456,8 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 
 	memset(req, 0, sizeof(*req));
 	req->type = SB_TYPE_NONE;
+	if (!buf)
+		buf = "";	/* an empty message may come without a buffer */
 	memset(&s, 0, sizeof(s));
 	s.c = c;
 	s.base = s.p = (const unsigned char *)buf;

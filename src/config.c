@@ -248,8 +248,13 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 			while (*value) {
 				size_t len = strcspn(value, ",");
 
-				if (len >= sizeof(item))
-					len = sizeof(item) - 1;
+				/* refused whole: a cut value is not the one given */
+				if (len >= sizeof(item)) {
+					snprintf(msg, msglen,
+						 "%s: a value of %zu bytes (at most %zu)",
+						 var, len, sizeof(item) - 1);
+					return -EINVAL;
+				}
 				memcpy(item, value, len);
 				item[len] = '\0';
 				if (set_value(cfg, sp, item, why, sizeof(why))) {

@@ -161,8 +161,9 @@ bool sb_cidr_parse(struct sb_cidr *c, const char *s)
 	struct sb_addr a;
 	unsigned bits, prefix;
 
-	/* a bare address only: no brackets, no port */
-	if (!alen || is_space(s[0]) || s[0] == '[' ||
+	/* a bare address only: no brackets, no port, no spaces (which
+	 * sb_addr_parse would skip at either end) */
+	if (!alen || is_space(s[0]) || is_space(s[alen - 1]) || s[0] == '[' ||
 	    !sb_addr_parse(&a, s, alen) ||
 	    (a.family == AF_INET && memchr(s, ':', alen)))
 		return false;

@@ -239,6 +239,15 @@ static void test_not_json(void)
 		text[n - 5] = (char)ch;
 		expect_parse_n(c, text, (size_t)n, SB_ERR_BAD_JSON);
 	}
+	/* an empty message reassembled from empty fragments has no buffer */
+	{
+		struct sb_request req;
+		char why[WHY_LEN];
+
+		CHECK_EQ_INT(sb_codec_parse(c, NULL, 0, &req, why, sizeof(why)),
+			     SB_ERR_BAD_JSON);
+		sb_codec_done(c, &req);
+	}
 	sb_codec_free(c);
 }
 

@@ -631,6 +631,36 @@ static void test_trusted_proxies(void)
 	}
 }
 
+/* A list item in the environment longer than any valid value is refused
+ * as it is, not cut to size and then checked: a range followed by spaces
+ * and junk past the cut must not pass. */
+static void test_env_long_items(void)
+{
+	static char origin[400], proxy[400];
+	static const char *env_origin[] = { origin, NULL };
+	static const char *env_proxy[] = { proxy, NULL };
+	struct sb_config cfg;
+	char msg[256] = "";
+
+	snprintf(origin, sizeof(origin),
+		 "SWITCHBOARD_ALLOWED_ORIGIN=https://a.example,%0300d", 7);
+	snprintf(proxy, sizeof(proxy),
+		 "SWITCHBOARD_TRUSTED_PROXY=10.0.0.0%250sx", "");
+
+	sb_config_defaults(&cfg);
+	fake_env = env_origin;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "SWITCHBOARD_ALLOWED_ORIGIN") != NULL);
+	CHECK(strstr(msg, "300 bytes") != NULL);
+
+	sb_config_defaults(&cfg);
+	fake_env = env_proxy;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "SWITCHBOARD_TRUSTED_PROXY") != NULL);
+	CHECK_EQ_INT(cfg.ntrusted, 0);
+	fake_env = NULL;
+}
+
 int main(void)
 {
 	RUN_TEST(test_defaults);
@@ -644,5 +674,6 @@ int main(void)
 	RUN_TEST(test_environment);
 	RUN_TEST(test_origins_and_limits);
 	RUN_TEST(test_trusted_proxies);
+	RUN_TEST(test_env_long_items);
 	return check_summary();
 }

@@ -169,6 +169,9 @@ static void test_cidr(void)
 	CHECK(!sb_cidr_parse(&c, "10.0.0.0:80/8"));
 	CHECK(!sb_cidr_parse(&c, "[::1]/128"));
 	CHECK(!sb_cidr_parse(&c, " 10.0.0.0/8"));
+	CHECK(!sb_cidr_parse(&c, "10.0.0.0 /8"));
+	CHECK(!sb_cidr_parse(&c, "10.0.0.0\t"));
+	CHECK(!sb_cidr_parse(&c, "::1 "));
 	CHECK(!sb_cidr_parse(&c, "localhost"));
 }
 
