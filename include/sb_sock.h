@@ -20,13 +20,14 @@
  * (sb_sock_run_closes): lws_close_reason() and lws_set_timeout(KILL_SYNC),
  * which is the lws 4.1 way that sends the close frame (returning -1 from a
  * callback does not, in Debian's _DEBUG build: see docs/architecture.md).
- * After a protocol fault (1002, 1003, 1007, 1009) the TCP connection ends
- * at most SB_FAIL_LINGER_MS after that, without waiting for the client's
- * close frame (RFC 6455, "fail the WebSocket connection").
+ * After a protocol fault (1002, 1003, 1007, 1009, and 1008 for a message
+ * left unfinished) the TCP connection ends at most SB_FAIL_LINGER_MS after
+ * that, without waiting for the client's close frame (RFC 6455, "fail the
+ * WebSocket connection").
  *
- * One free path: a socket is freed only by sock_release(), when it is GONE
- * and held by none of the close list, the stash list, the fail list or a
- * running stash service.
+ * One free path: a socket is freed only by sb_sock_release(), when it is
+ * GONE and held by neither the close list, the stash lists nor a running
+ * stash service.
  *
  * Threads.  Everything here belongs to the worker's thread.
  */
@@ -79,7 +80,7 @@ struct sb_sock {
 	uint8_t cause;			/* enum sb_cause, once closing */
 	uint16_t close_code;		/* 0: drop without a close frame */
 	/* what holds a GONE socket back from being freed */
-	bool on_close_list, on_stash_list, on_fail_list, servicing;
+	bool on_close_list, on_stash_list, servicing;
 	uint8_t stash_retries;		/* turns of the loop lws did not read */
 	bool ping_due;			/* WRITEABLE sends a ping first */
 	bool drain_close;		/* close with 1001 once the queue is empty */
@@ -89,10 +90,9 @@ struct sb_sock {
 					 * upgrade on, the client (behind a
 					 * trusted proxy: from its headers) */
 	uint64_t opened;		/* ms, loop time of the upgrade */
-	uint64_t fail_at;		/* ms: the fail list's deadline */
 	struct sb_msg *http_body;	/* an HTTP answer waiting to be written */
 	struct sb_sock *prev, *next;	/* the open list, or the orphan list */
-	struct sb_sock *close_next, *stash_next, *fail_next;
+	struct sb_sock *close_next, *stash_next;
 };
 
 /* A worker's transport: its lws context, its sockets, their lists. */
@@ -102,8 +102,8 @@ struct sb_tp {
 	struct sb_edge *edge;
 	const struct sb_http_src *http_src;
 	uv_loop_t *loop;
-	void (*kick)(struct sb_tp *tp);	/* run the check phase soon */
-	void *owner;			/* the worker */
+	void (*kick)(void *owner);	/* run the check phase soon */
+	void *owner;			/* the worker, kick's argument */
 	struct sb_sched *sched;		/* the worker's (sb_conn.h) */
 	struct sb_stats stats;		/* written by this thread only */
 	struct sb_session_env env;
@@ -118,9 +118,8 @@ struct sb_tp {
 	unsigned nopen;
 	struct sb_sock *orphans;
 	struct sb_sock *close_list;
-	struct sb_sock *stash_list;
-	struct sb_sock *fail_head, *fail_tail;	/* by deadline */
-	uv_timer_t fail_timer;
+	struct sb_sock *stash_list;	/* served in this check phase */
+	struct sb_sock *stash_next_turn;	/* in the next one */
 
 	unsigned char *scratch;		/* LWS_PRE + what one write carries */
 	size_t scratch_cap;
@@ -138,10 +137,10 @@ void sb_sock_adopt(struct sb_tp *tp, int fd, const struct sb_addr *peer);
  * frame guard (EX_SOFTWARE). */
 #define SB_EXIT_NO_GUARD 70
 
-/* The WebSocket upgrade of s finished: opens its session.  false when out
- * of memory (lws then closes it).  Ends the process (SB_EXIT_NO_GUARD)
+/* The WebSocket upgrade of s finished: opens its session (when out of
+ * memory, s closes with 1011 at once).  Ends the process (SB_EXIT_NO_GUARD)
  * if lws did not read the request through the frame guard. */
-bool sb_sock_open(struct sb_sock *s);
+void sb_sock_open(struct sb_sock *s);
 
 /* Decides to close s (OPEN only; otherwise nothing happens): its session
  * ends now, and the close frame with code (0: none) goes out in the check
@@ -151,6 +150,12 @@ void sb_sock_close(struct sb_sock *s, uint16_t code, enum sb_cause cause);
 /* WRITEABLE came for a FLUSHING socket: lws's bytes are out, so the close
  * frame can go now (or later, should lws still hold some). */
 void sb_sock_flushed(struct sb_sock *s);
+
+/* The client's close frame arrived (WS_PEER_INITIATED_CLOSE; code: its
+ * payload, len bytes, which lws sends back).  When s's own close was
+ * decided and not yet sent, the answer carries s's code instead and the
+ * close is done: true. */
+bool sb_sock_peer_closed(struct sb_sock *s, unsigned char *code, size_t len);
 
 /* The check phase: finishes the closes decided since.  No lws callback may
  * be running. */
@@ -169,10 +174,6 @@ void sb_sock_ended(struct sb_sock *s);
 void sb_sock_guard_failed(struct sb_rx *rx);
 void sb_sock_http_refused(struct sb_rx *rx, int reason);
 
-/* Inits and releases the lists' part of tp (the fail timer). */
-int sb_tp_lists_init(struct sb_tp *tp);
-void sb_tp_lists_close(struct sb_tp *tp);
-
 /* Frees what the lists still hold at shutdown, after lws is gone. */
 void sb_tp_lists_free(struct sb_tp *tp);
 
@@ -180,8 +181,9 @@ void sb_tp_lists_free(struct sb_tp *tp);
  * stashed bytes for a socket, and the check phase's service of them. */
 void sb_readahead_stashed(struct sb_rx *rx);
 void sb_readahead_run(struct sb_tp *tp);
-/* Bytes read for s and not yet given to lws (s->wsi live). */
-size_t sb_readahead_unread(struct sb_sock *s);
+/* At the start of each check phase: what waited for this turn of the loop
+ * joins the list sb_readahead_run serves. */
+void sb_readahead_turn(struct sb_tp *tp);
 
 /* How sessions close their socket (the session env's ops). */
 extern const struct sb_session_ops sb_sock_session_ops;

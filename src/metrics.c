@@ -200,7 +200,8 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	       "Bytes waiting in outbound queues.");
 	sample(b, "switchboard_queued_bytes", NULL, NULL, nonneg(t.queued_bytes));
 	header(b, "switchboard_accept_pauses_total", "counter",
-	       "Times accepting paused because descriptors or memory ran out.");
+	       "Times accepting paused after accept() failed (descriptors or "
+	       "memory ran out, or another error).");
 	sample(b, "switchboard_accept_pauses_total", NULL, NULL, accept_pauses);
 	latency(b, stats, n);
 	if (proc)

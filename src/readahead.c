@@ -20,33 +20,35 @@
  * for the socket's next readable event instead. */
 #define STASH_RETRIES 8
 
-size_t sb_readahead_unread(struct sb_sock *s)
+/* Bytes read for s and not yet given to lws (s->wsi live). */
+static size_t unread(struct sb_sock *s)
 {
 	return sb_recv_hook_unread(&s->rx, lws_get_ssl(s->wsi));
 }
 
-static void stash_later(struct sb_sock *s)
+/* Lists s for this check phase (now), or for the next turn of the loop. */
+static void stash_later(struct sb_sock *s, bool next_turn)
 {
 	struct sb_tp *tp = s->tp;
+	struct sb_sock **list = next_turn ? &tp->stash_next_turn : &tp->stash_list;
 
 	if (s->on_stash_list)
 		return;
 	s->on_stash_list = true;
-	s->stash_next = tp->stash_list;
-	tp->stash_list = s;
-	tp->kick(tp);
+	s->stash_next = *list;
+	*list = s;
+	tp->kick(tp->owner);
 }
 
 void sb_readahead_stashed(struct sb_rx *rx)
 {
-	stash_later((struct sb_sock *)rx);
+	stash_later((struct sb_sock *)rx, false);
 }
 
 /* Whether lws may be given s's stash now. */
 static bool servable(struct sb_sock *s)
 {
-	return s->wsi && s->state != SB_SOCK_GONE &&
-	       s->rx.guard.mode != SB_WSG_FAILED && sb_readahead_unread(s);
+	return s->wsi && s->rx.guard.mode != SB_WSG_FAILED && unread(s);
 }
 
 /* Lets lws read what was read ahead for s until none is left.  Should lws
@@ -61,21 +63,32 @@ static void serve(struct sb_tp *tp, struct sb_sock *s)
 	while (servable(s)) {
 		struct lws_pollfd pfd = { .fd = s->fd, .events = LWS_POLLIN,
 					  .revents = LWS_POLLIN };
-		size_t before = sb_readahead_unread(s);
+		size_t before = unread(s);
 
-		if (lws_service_fd(tp->ctx, &pfd) < 0)
-			break;
-		if (servable(s) && sb_readahead_unread(s) == before &&
+		if (lws_service_fd(tp->ctx, &pfd))
+			break;	/* failed, or lws closed the wsi */
+		if (servable(s) && unread(s) == before &&
 		    ++stalls >= 2) {
 			if (s->stash_retries++ < STASH_RETRIES)
-				stash_later(s);
+				stash_later(s, true);
 			break;
 		}
 	}
-	if (s->wsi && s->state != SB_SOCK_GONE && !sb_readahead_unread(s))
+	if (s->wsi && !unread(s))
 		s->stash_retries = 0;
 	s->servicing = false;
 	sb_sock_release(s);	/* lws may have let go of it meanwhile */
+}
+
+void sb_readahead_turn(struct sb_tp *tp)
+{
+	while (tp->stash_next_turn) {
+		struct sb_sock *s = tp->stash_next_turn;
+
+		tp->stash_next_turn = s->stash_next;
+		s->stash_next = tp->stash_list;
+		tp->stash_list = s;
+	}
 }
 
 void sb_readahead_run(struct sb_tp *tp)

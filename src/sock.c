@@ -69,7 +69,7 @@ static void free_sock(struct sb_sock *s)
 void sb_sock_release(struct sb_sock *s)
 {
 	if (s->state == SB_SOCK_GONE && !s->on_close_list && !s->on_stash_list &&
-	    !s->on_fail_list && !s->servicing)
+	    !s->servicing)
 		free_sock(s);
 }
 
@@ -91,60 +91,45 @@ static const char *close_reason(uint16_t code, uint8_t cause)
 	}
 }
 
-/* Whether code fails the connection (RFC 6455 7.1.7): the server does not
- * wait for the client's close frame. */
-static bool fails(uint16_t code)
+/* Whether s's close fails the connection (RFC 6455 7.1.7): the server does
+ * not wait for the client's close frame.  After a message left unfinished
+ * it could not be read anyway: it would be taken as that message's bytes. */
+static bool fails(const struct sb_sock *s)
 {
-	return code == SB_CLOSE_PROTOCOL || code == SB_CLOSE_UNSUPPORTED ||
-	       code == SB_CLOSE_INVALID_DATA || code == SB_CLOSE_TOO_BIG;
+	switch (s->close_code) {
+	case SB_CLOSE_PROTOCOL:
+	case SB_CLOSE_UNSUPPORTED:
+	case SB_CLOSE_INVALID_DATA:
+	case SB_CLOSE_TOO_BIG:
+		return true;
+	case SB_CLOSE_POLICY:
+		return s->cause == SB_CAUSE_LIMIT;
+	default:
+		return false;
+	}
 }
-
-static void on_fail_timer(uv_timer_t *t);
 
 /* s's TCP connection ends SB_FAIL_LINGER_MS from now, whatever the client
- * does.  Deadlines are all now + the same delay, so the list stays in
- * deadline order by appending. */
+ * does: lws's timer for the wsi, apart from the timeout lws itself uses
+ * while it sends the close frame and waits for the client's
+ * (LWS_CALLBACK_TIMER, src/transport.c). */
 static void fail_later(struct sb_sock *s)
 {
-	struct sb_tp *tp = s->tp;
-	uint64_t delay = SB_FAIL_LINGER_MS;
-
-	if (s->on_fail_list)
-		return;
-	s->on_fail_list = true;
-	s->fail_at = sb_tp_now(tp) + delay;
-	s->fail_next = NULL;
-	if (tp->fail_tail)
-		tp->fail_tail->fail_next = s;
-	else
-		tp->fail_head = s;
-	tp->fail_tail = s;
-	if (!uv_is_active((uv_handle_t *)&tp->fail_timer))
-		uv_timer_start(&tp->fail_timer, on_fail_timer, delay, 0);
+	if (s->wsi)
+		lws_set_timer_usecs(s->wsi, (lws_usec_t)SB_FAIL_LINGER_MS * 1000);
 }
 
-static void on_fail_timer(uv_timer_t *t)
+/* Puts s on the close list, for the check phase. */
+static void list_close(struct sb_sock *s)
 {
-	struct sb_tp *tp = t->data;
-	uint64_t now = sb_tp_now(tp);
+	struct sb_tp *tp = s->tp;
 
-	while (tp->fail_head && tp->fail_head->fail_at <= now) {
-		struct sb_sock *s = tp->fail_head;
-
-		tp->fail_head = s->fail_next;
-		if (!tp->fail_head)
-			tp->fail_tail = NULL;
-		/* no lws callback runs in a timer: kill it, should lws still
-		 * wait for the client's close frame (on_fail_list keeps s
-		 * while lws destroys it) */
-		if (s->wsi && s->state == SB_SOCK_CLOSED)
-			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-					LWS_TO_KILL_SYNC);
-		s->on_fail_list = false;
-		sb_sock_release(s);
-	}
-	if (tp->fail_head)
-		uv_timer_start(t, on_fail_timer, tp->fail_head->fail_at - now, 0);
+	if (s->on_close_list)
+		return;
+	s->on_close_list = true;
+	s->close_next = tp->close_list;
+	tp->close_list = s;
+	tp->kick(tp->owner);
 }
 
 void sb_sock_close(struct sb_sock *s, uint16_t code, enum sb_cause cause)
@@ -157,12 +142,7 @@ void sb_sock_close(struct sb_sock *s, uint16_t code, enum sb_cause cause)
 	s->close_code = code;
 	s->cause = (uint8_t)cause;
 	sb_session_end(&s->sess, !tp->env.draining);
-	if (!s->on_close_list) {
-		s->on_close_list = true;
-		s->close_next = tp->close_list;
-		tp->close_list = s;
-		tp->kick(tp);
-	}
+	list_close(s);
 }
 
 /* The session's way to close: sb_session_ops.close. */
@@ -203,7 +183,7 @@ static void finish_close(struct sb_sock *s)
 		return;
 	}
 	s->state = SB_SOCK_CLOSED;
-	if (fails(s->close_code))
+	if (fails(s))
 		fail_later(s);
 	/* sends the close frame when there is a reason, else drops the
 	 * connection; WSI_DESTROY may run inside (the list still holds s) */
@@ -212,23 +192,31 @@ static void finish_close(struct sb_sock *s)
 
 void sb_sock_flushed(struct sb_sock *s)
 {
-	struct sb_tp *tp = s->tp;
-
 	if (s->state != SB_SOCK_FLUSHING)
 		return;
-	if (lws_partial_buffered(s->wsi)) {
-		lws_callback_on_writable(s->wsi);
-		return;
-	}
-	/* back to the check phase, which sends the frame: returning -1 here
-	 * would drop it (docs/architecture.md) */
+	/* lws calls WRITEABLE only once it holds nothing more: back to the
+	 * check phase, which sends the frame (returning -1 here would drop
+	 * it: docs/architecture.md) */
 	s->state = SB_SOCK_CLOSING;
-	if (!s->on_close_list) {
-		s->on_close_list = true;
-		s->close_next = tp->close_list;
-		tp->close_list = s;
-		tp->kick(tp);
+	list_close(s);
+}
+
+bool sb_sock_peer_closed(struct sb_sock *s, unsigned char *code, size_t len)
+{
+	if (s->state != SB_SOCK_CLOSING)
+		return false;
+	/* Our close was decided but not yet sent when the client's close
+	 * frame arrived: lws answers it now, with the code it carries, and
+	 * would drop the close frame lws_close_reason() sets later.  So the
+	 * answer carries our code instead, and the close is done. */
+	if (len >= 2 && s->close_code) {
+		code[0] = (unsigned char)(s->close_code >> 8);
+		code[1] = (unsigned char)s->close_code;
 	}
+	s->state = SB_SOCK_CLOSED;
+	if (fails(s))
+		fail_later(s);
+	return true;
 }
 
 void sb_sock_run_closes(struct sb_tp *tp)
@@ -256,10 +244,18 @@ void sb_sock_guard_failed(struct sb_rx *rx)
 {
 	struct sb_sock *s = (struct sb_sock *)rx;
 
-	if (s->state == SB_SOCK_OPEN)
+	if (s->state == SB_SOCK_OPEN) {
 		sb_sock_close(s, SB_CLOSE_PROTOCOL, SB_CAUSE_PROTOCOL);
-	else if (s->state == SB_SOCK_CLOSED)
-		fail_later(s);	/* no close frame can be read any more */
+	} else if (s->state == SB_SOCK_FLUSHING || s->state == SB_SOCK_CLOSED) {
+		/* Already closing: what follows cannot be parsed, and no close
+		 * frame can be read in it any more.  Whatever the client sends
+		 * next ends the connection (a failed guard would leave those
+		 * bytes in the kernel, and the loop would poll them for ever). */
+		s->rx.guard.mode = SB_WSG_CLOSED;
+		sb_recv_hook_release(&s->rx);
+		if (s->state == SB_SOCK_CLOSED)
+			fail_later(s);
+	}
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -312,7 +308,7 @@ void sb_sock_adopt(struct sb_tp *tp, int fd, const struct sb_addr *peer)
 	sb_sock_release(s);
 }
 
-bool sb_sock_open(struct sb_sock *s)
+void sb_sock_open(struct sb_sock *s)
 {
 	struct sb_tp *tp = s->tp;
 	uint64_t now = sb_tp_now(tp);
@@ -327,11 +323,16 @@ bool sb_sock_open(struct sb_sock *s)
 		       "with OpenSSL? see docs/architecture.md); stopping");
 		_exit(SB_EXIT_NO_GUARD);
 	}
-	if (s->state != SB_SOCK_HTTP ||
-	    sb_session_open(&s->sess, &tp->env, tp->sched, tp->cfg->max_backlog,
-			    &tp->stats.depth, now))
-		return false;
 	sb_wsguard_upgrade(&s->rx.guard);
+	if (sb_session_open(&s->sess, &tp->env, tp->sched, tp->cfg->max_backlog,
+			    &tp->stats.depth, now)) {
+		/* out of memory: closed at once, with a session or not */
+		s->state = SB_SOCK_CLOSING;
+		s->close_code = SB_CLOSE_INTERNAL;
+		s->cause = SB_CAUSE_LIMIT;
+		list_close(s);
+		return;
+	}
 	s->opened = now;
 	sb_liveness_init(&s->live, now);
 	s->state = SB_SOCK_OPEN;
@@ -340,7 +341,6 @@ bool sb_sock_open(struct sb_sock *s)
 	sb_stat_add(&tp->stats.connections, 1);
 	if (tp->env.draining)
 		sb_sock_close(s, SB_CLOSE_GOING_AWAY, SB_CAUSE_SHUTDOWN);
-	return true;
 }
 
 void sb_sock_ended(struct sb_sock *s)
@@ -395,20 +395,6 @@ void sb_sock_destroyed(struct sb_sock *s)
 
 /* ------------------------------------------------------------ the lists */
 
-int sb_tp_lists_init(struct sb_tp *tp)
-{
-	int rc = uv_timer_init(tp->loop, &tp->fail_timer);
-
-	tp->fail_timer.data = tp;
-	return rc;
-}
-
-void sb_tp_lists_close(struct sb_tp *tp)
-{
-	if (tp->fail_timer.loop && !uv_is_closing((uv_handle_t *)&tp->fail_timer))
-		uv_close((uv_handle_t *)&tp->fail_timer, NULL);
-}
-
 void sb_tp_lists_free(struct sb_tp *tp)
 {
 	/* each socket is freed when the last list lets go of it */
@@ -419,12 +405,16 @@ void sb_tp_lists_free(struct sb_tp *tp)
 		s->state = SB_SOCK_GONE;
 		sb_sock_release(s);
 	}
-	while (tp->stash_list) {
-		struct sb_sock *s = tp->stash_list;
+	for (int k = 0; k < 2; k++) {
+		struct sb_sock **list = k ? &tp->stash_next_turn : &tp->stash_list;
 
-		tp->stash_list = s->stash_next;
-		s->on_stash_list = false;
-		sb_sock_release(s);
+		while (*list) {
+			struct sb_sock *s = *list;
+
+			*list = s->stash_next;
+			s->on_stash_list = false;
+			sb_sock_release(s);
+		}
 	}
 	while (tp->close_list) {
 		struct sb_sock *s = tp->close_list;
@@ -433,12 +423,4 @@ void sb_tp_lists_free(struct sb_tp *tp)
 		s->on_close_list = false;
 		sb_sock_release(s);
 	}
-	while (tp->fail_head) {
-		struct sb_sock *s = tp->fail_head;
-
-		tp->fail_head = s->fail_next;
-		s->on_fail_list = false;
-		sb_sock_release(s);
-	}
-	tp->fail_tail = NULL;
 }

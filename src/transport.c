@@ -296,7 +296,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return s ? confirm_upgrade(s, wsi) : 0;
 	case LWS_CALLBACK_ESTABLISHED:
-		return s && sb_sock_open(s) ? 0 : -1;
+		if (s)
+			sb_sock_open(s);
+		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (!s)
 			return -1;
@@ -308,6 +310,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return s ? ws_writeable(s) : 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws sends in[0..len) back as its answer after this */
+		if (s)
+			sb_sock_peer_closed(s, in, len);
+		return 0;
+	case LWS_CALLBACK_TIMER:
+		/* a failed connection's linger is over (src/sock.c) */
+		return s && s->state == SB_SOCK_CLOSED ? -1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		if (s)
 			sb_sock_ended(s);

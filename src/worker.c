@@ -56,10 +56,11 @@ static void on_idle(uv_idle_t *h)
 	(void)h;	/* only there so that poll does not block */
 }
 
-/* Makes sure the check phase runs soon even if nothing else happens. */
-static void kick(struct sb_tp *tp)
+/* Makes sure the check phase runs soon even if nothing else happens: the
+ * inbox's and the sockets' kick (arg: the worker). */
+static void kick(void *arg)
 {
-	struct sb_worker *w = tp->owner;
+	struct sb_worker *w = arg;
 
 	if (!uv_is_active((uv_handle_t *)&w->idle))
 		uv_idle_start(&w->idle, on_idle);
@@ -72,13 +73,6 @@ static void wake(void *arg)
 	struct sb_worker *w = arg;
 
 	uv_async_send(&w->async);
-}
-
-static void kick_own(void *arg)
-{
-	struct sb_worker *w = arg;
-
-	kick(&w->tp);
 }
 
 /* A connection came off a scheduled list, outside any lws callback: write
@@ -109,12 +103,14 @@ static void on_check(uv_check_t *h)
 {
 	struct sb_worker *w = h->data;
 
+	sb_readahead_turn(&w->tp);
 	while (w->tp.stash_list || w->inbox.own || w->tp.close_list) {
 		sb_readahead_run(&w->tp);
 		sb_inbox_serve(sb_inbox_take_own(&w->inbox), serve_conn, w);
 		sb_sock_run_closes(&w->tp);
 	}
-	uv_idle_stop(&w->idle);
+	if (!w->tp.stash_next_turn)
+		uv_idle_stop(&w->idle);	/* else poll must not block */
 }
 
 static void begin_drain(struct sb_worker *w)
@@ -144,7 +140,6 @@ static void close_handles(struct sb_worker *w)
 	for (unsigned i = 0; i < w->handles; i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
-	sb_tp_lists_close(&w->tp);
 }
 
 static void on_tick(uv_timer_t *t);
@@ -262,8 +257,6 @@ static int init_loop(struct sb_worker *w)
 		return rc;
 	w->handles++;
 	w->async.data = w->check.data = w->idle.data = w->tick.data = w;
-	if ((rc = sb_tp_lists_init(&w->tp)))
-		return rc;
 	return uv_check_start(&w->check, on_check);
 }
 
@@ -294,7 +287,7 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	tp->env.max_message = cfg->max_message;
 	tp->env.rate = cfg->rate;
 	tp->env.codec = sb_codec_new(cfg->max_field);
-	rc = sb_inbox_init(&w->inbox, wake, kick_own, w);
+	rc = sb_inbox_init(&w->inbox, wake, kick, w);
 	if (rc) {
 		sb_log(SB_LOG_ERROR, -rc, "%s: cannot make its inbox", w->name);
 		sb_worker_free(w);

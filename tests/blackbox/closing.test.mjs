@@ -44,6 +44,24 @@ describe('a failed connection ends without waiting for the client', { concurrenc
     });
   }
 
+  // A client that closes right after the fault, in the same write (say
+  // ws.send(binary); ws.close()): its close frame reaches lws before the
+  // server's close is sent.  The answer it gets carries the server's code,
+  // whether the close frame came in the same read or from the read-ahead.
+  for (const pad of [0, 3000]) {
+    test(`a close frame right behind the fault (${pad} bytes before it) gets the server's code`, async (t) => {
+      const srv = await startServer([], { t });
+      const a = await rawConnect(srv, { t, name: 'a', echoClose: false });
+      const frames = [];
+      if (pad) frames.push(encodeFrame({ payload: JSON.stringify({ type: 'ping', pad: 'x'.repeat(pad) }) }));
+      frames.push(encodeFrame({ opcode: OP.BINARY, payload: Buffer.from([1, 2, 3]) }));
+      frames.push(encodeFrame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+      a.write(Buffer.concat(frames));
+      const info = await a.waitClosed(T(5000));
+      assert.deepEqual([info.closeFrame, info.code], [true, 1003], JSON.stringify(info));
+    });
+  }
+
   test('a client that answers the close frame is let go at once as well', async (t) => {
     const srv = await startServer([], { t });
     const a = await rawConnect(srv, { t, name: 'a' });
