@@ -80,10 +80,10 @@ static json_object *jparse(const char *buf, size_t len)
 /*
  * Whether buf takes one of the liberties that json-c allows even in strict
  * mode and the codec refuses (sb_codec.h): NaN and Infinity, single-quoted
- * strings, a number ending in its decimal point ("1.") or starting with a
- * needless zero ("00", "-01.5"), control characters inside strings, and
- * unpaired surrogate escapes (here: any surrogate escape).  Checked on the
- * raw text, tracking only where strings are.
+ * strings, a decimal point without a digit on either side ("1.", "-.5"), a
+ * needless leading zero ("00", "-01.5"), control characters inside strings,
+ * and unpaired surrogate escapes (here: any surrogate escape).  Checked on
+ * the raw text, tracking only where strings are.
  */
 static bool json_c_liberty(const char *buf, size_t len)
 {
@@ -108,7 +108,8 @@ static bool json_c_liberty(const char *buf, size_t len)
 			in_string = true;
 		} else if (c == '\'' || c == 'N' || c == 'I') {
 			return true;
-		} else if (c == '.' && (i + 1 == len || buf[i + 1] < '0' ||
+		} else if (c == '.' && (!i || buf[i - 1] < '0' || buf[i - 1] > '9' ||
+					i + 1 == len || buf[i + 1] < '0' ||
 					buf[i + 1] > '9')) {
 			return true;
 		} else if (c == '0' && i + 1 < len && buf[i + 1] >= '0' &&
