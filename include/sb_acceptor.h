@@ -7,11 +7,16 @@
 #ifndef SB_ACCEPTOR_H
 #define SB_ACCEPTOR_H
 
-struct sb_server;
-struct sb_acceptor;
+#include <stdatomic.h>
 
-/* Starts accepting on srv->listen_fd.  NULL on failure, logged.  main. */
-struct sb_acceptor *sb_acceptor_start(struct sb_server *srv);
+struct sb_acceptor;
+struct sb_worker;
+
+/* Starts accepting on listen_fd, handing sockets to workers[0..nworkers)
+ * (which outlive the acceptor) and counting pauses in *pauses.  NULL on
+ * failure, logged.  main. */
+struct sb_acceptor *sb_acceptor_start(int listen_fd, struct sb_worker *const *workers,
+				      int nworkers, atomic_ulong *pauses);
 
 /* Stops accepting, joins the thread and frees it.  main. */
 void sb_acceptor_stop(struct sb_acceptor *a);

@@ -1,7 +1,6 @@
 #include "sb_acceptor.h"
 
 #include "sb_log.h"
-#include "sb_server.h"
 #include "sb_worker.h"
 
 #include <errno.h>
@@ -19,7 +18,10 @@
 #define PAUSE_MS 100
 
 struct sb_acceptor {
-	struct sb_server *srv;		/* immutable */
+	int listen_fd;			/* immutable */
+	struct sb_worker *const *workers;	/* immutable */
+	int nworkers;			/* immutable */
+	atomic_ulong *pauses;		/* for /metrics */
 	pthread_t thread;
 	int wake[2];			/* a pipe: main writes to stop us */
 	atomic_bool stop;
@@ -30,13 +32,12 @@ struct sb_acceptor {
 /* The worker with the fewest sockets, ties broken round-robin. */
 static struct sb_worker *pick(struct sb_acceptor *a)
 {
-	struct sb_server *srv = a->srv;
 	struct sb_worker *best = NULL;
 	unsigned best_load = 0;
 
-	for (int i = 0; i < srv->nworkers; i++) {
-		struct sb_worker *w = srv->workers[(a->next + (unsigned)i) %
-						   (unsigned)srv->nworkers];
+	for (int i = 0; i < a->nworkers; i++) {
+		struct sb_worker *w = a->workers[(a->next + (unsigned)i) %
+						 (unsigned)a->nworkers];
 		unsigned load = sb_worker_load(w);
 
 		if (!best || load < best_load) {
@@ -81,7 +82,7 @@ static void pause_for(struct sb_acceptor *a, int ms)
 static void *run(void *arg)
 {
 	struct sb_acceptor *a = arg;
-	int lfd = a->srv->listen_fd;
+	int lfd = a->listen_fd;
 
 	sb_log_set_thread_name("acceptor");
 	while (!atomic_load(&a->stop)) {
@@ -107,29 +108,33 @@ static void *run(void *arg)
 			       PAUSE_MS);
 		else
 			sb_log_client(SB_LOG_ERROR, errno, "accept");
-		atomic_fetch_add(&a->srv->accept_pauses, 1);
+		atomic_fetch_add(a->pauses, 1);
 		pause_for(a, PAUSE_MS);
 	}
 	return NULL;
 }
 
-struct sb_acceptor *sb_acceptor_start(struct sb_server *srv)
+struct sb_acceptor *sb_acceptor_start(int listen_fd, struct sb_worker *const *workers,
+				      int nworkers, atomic_ulong *pauses)
 {
 	struct sb_acceptor *a = calloc(1, sizeof(*a));
 	int rc;
 
 	if (!a)
 		return NULL;
-	a->srv = srv;
+	a->listen_fd = listen_fd;
+	a->workers = workers;
+	a->nworkers = nworkers;
+	a->pauses = pauses;
 	atomic_init(&a->stop, false);
 	{
-		int fl = fcntl(srv->listen_fd, F_GETFL), one = 1;
+		int fl = fcntl(listen_fd, F_GETFL), one = 1;
 
 #if defined(__linux__)
-		a->nodelay_inherited = !setsockopt(srv->listen_fd, IPPROTO_TCP,
+		a->nodelay_inherited = !setsockopt(listen_fd, IPPROTO_TCP,
 						   TCP_NODELAY, &one, sizeof(one));
 #endif
-		if (fl < 0 || fcntl(srv->listen_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		if (fl < 0 || fcntl(listen_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 			sb_log(SB_LOG_ERROR, errno, "fcntl");
 			free(a);
 			return NULL;
@@ -159,7 +164,7 @@ void sb_acceptor_stop(struct sb_acceptor *a)
 		return;
 	atomic_store(&a->stop, true);
 	/* wakes a waiting accept4() (EINVAL) and a pause (the pipe) */
-	shutdown(a->srv->listen_fd, SHUT_RDWR);
+	shutdown(a->listen_fd, SHUT_RDWR);
 	n = write(a->wake[1], "x", 1);
 	(void)n;
 	pthread_join(a->thread, NULL);

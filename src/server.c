@@ -271,7 +271,8 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 			return rc;
 		}
 	}
-	srv->acceptor = sb_acceptor_start(srv);
+	srv->acceptor = sb_acceptor_start(srv->listen_fd, srv->workers, srv->nworkers,
+					  &srv->accept_pauses);
 	if (!srv->acceptor)
 		return -ENOMEM;
 	sb_log(SB_LOG_INFO, 0, "listening on %s with %d workers", srv->listen_name,
