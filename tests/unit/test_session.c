@@ -24,6 +24,7 @@
  * "leave" unless the server drains).
  */
 #include "check.h"
+#include "json_event.h"
 
 #include "sb_codec.h"
 #include "sb_conn.h"
@@ -172,39 +173,6 @@ static void send_text(struct peer *p, const char *json)
 }
 
 /* ---- what the client receives ---- */
-
-/* Parses exactly len bytes as one JSON object. */
-static struct json_object *parse_exact(const char *s, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *o;
-
-	CHECK(tok != NULL);
-	o = json_tokener_parse_ex(tok, s, (int)len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		fprintf(stderr, "not one JSON value: %.*s\n", (int)len, s);
-		CHECK(!"the event is one JSON value");
-	}
-	json_tokener_free(tok);
-	CHECK(json_object_is_type(o, json_type_object));
-	return o;
-}
-
-static const char *member_str(struct json_object *o, const char *name,
-			      size_t *len)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, name, &v)) {
-		fprintf(stderr, "no member \"%s\" in %s\n", name,
-			json_object_to_json_string(o));
-		CHECK(!"member present");
-	}
-	CHECK(json_object_is_type(v, json_type_string));
-	*len = (size_t)json_object_get_string_len(v);
-	return json_object_get_string(v);
-}
 
 static void check_member(struct json_object *o, const char *name,
 			 const char *want)
