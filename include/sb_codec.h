@@ -61,7 +61,7 @@ void sb_codec_free(struct sb_codec *c);
 enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 			   struct sb_request *req, char *why, size_t whylen);
 
-/* Checks the members that req's type needs (PROTOCOL.md, Validation):
+/* Checks the members that req's type needs (docs/protocol.md, Validation):
  * SB_ERR_NONE, or SB_ERR_BAD_MESSAGE with a reason in why. */
 enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 			   char *why, size_t whylen);

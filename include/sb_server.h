@@ -63,7 +63,7 @@ struct sb_server {
  * Returns 0, or a negative errno with the reason logged.  main only. */
 int sb_server_start(struct sb_server *srv, const struct sb_config *cfg);
 
-/* Stops accepting, drains every worker (PROTOCOL.md, Shutdown) and stops
+/* Stops accepting, drains every worker (docs/protocol.md, Guarantees) and stops
  * the threads.  main only, after sb_server_start() succeeded. */
 void sb_server_drain(struct sb_server *srv);
 

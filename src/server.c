@@ -32,7 +32,7 @@ static int raise_fd_limit(void)
 	if (rl.rlim_cur < rl.rlim_max) {
 		rlim_t want = rl.rlim_max;
 
-		/* above this lws falls back to a tiny default (LWS-THREADING) */
+		/* over 10,000,000 lws would fall back to 2560 descriptors */
 		if (want > 1000000)
 			want = 1000000;
 		if (want > rl.rlim_cur) {

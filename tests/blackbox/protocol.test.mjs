@@ -1,4 +1,4 @@
-// The happy paths of PROTOCOL.md: join, relay, leave, ping, rooms.
+// The happy paths of docs/protocol.md: join, relay, leave, ping, rooms.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

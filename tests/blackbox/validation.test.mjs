@@ -237,7 +237,7 @@ describe('control characters', () => {
     await accepted(t, ['a b', '\u00a0', '\u2028\u2029', '\ufeff', '\u00ff']);
   });
 
-  test('U+0080-U+009F are not control characters in the sense of PROTOCOL.md and are accepted', async (t) => {
+  test('U+0080-U+009F are not control characters in the sense of docs/protocol.md and are accepted', async (t) => {
     await accepted(t, ['x\u0080y', 'x\u0085y', 'x\u009fy']);
   });
 

@@ -1,6 +1,6 @@
 /*
  * The codec: how client messages are classified (bad_json, bad_message,
- * unknown_type), the member checks of PROTOCOL.md "Validation", the relayed
+ * unknown_type), the member checks of docs/protocol.md "Validation", the relayed
  * event (identity stamped by the server, the rest of the payload kept), and
  * the events the server builds itself.  Output is parsed back with json-c.
  */
@@ -384,7 +384,7 @@ static void test_type_member(void)
 		const char *name;
 		enum sb_type type;
 	} known[] = {
-		/* PROTOCOL.md, "Client to server" */
+		/* docs/protocol.md, "Sending" */
 		{ "join", SB_TYPE_JOIN },
 		{ "offer", SB_TYPE_OFFER },
 		{ "answer", SB_TYPE_ANSWER },
@@ -977,7 +977,7 @@ static void test_relay_messages_are_independent(void)
 
 static void test_event_error(void)
 {
-	/* PROTOCOL.md, "Errors" */
+	/* docs/protocol.md, "Errors" */
 	static const struct {
 		enum sb_err code;
 		const char *name;

@@ -1,5 +1,5 @@
 /*
- * The command line (sb_config): the defaults of PROTOCOL.md, every option
+ * The command line (sb_config): the defaults of docs/protocol.md, every option
  * in its --opt value, --opt=value and short forms, help and version, and
  * the refusals (unknown option, missing value, bad or out-of-range value)
  * with a message.
@@ -92,7 +92,7 @@ static void test_defaults(void)
 
 	memset(&cfg, 0x5a, sizeof(cfg));
 	sb_config_defaults(&cfg);
-	/* PROTOCOL.md, "Command line" and "Limits" */
+	/* docs/protocol.md, "Limits and close codes", and --help */
 	CHECK_EQ_STR(cfg.bind, "::");
 	CHECK_EQ_INT(cfg.port, 8080);
 	CHECK_EQ_INT(cfg.workers, cpus < 1 ? 1 : cpus > SB_WORKERS_MAX ? SB_WORKERS_MAX : cpus);
@@ -282,7 +282,7 @@ static void test_help_and_version(void)
 	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--version", "-p", "1", (char *)NULL),
 		     SB_CONFIG_VERSION);
 
-	/* the usage text names every option of PROTOCOL.md */
+	/* the usage text names every option of docs/protocol.md */
 	static const char *const names[] = {
 		"--port", "-p", "--bind", "-b", "--workers", "-w",
 		"--max-message", "--max-field", "--max-room-peers",

@@ -1,5 +1,5 @@
 /*
- * /metrics (sb_metrics_render): every series PROTOCOL.md names is present
+ * /metrics (sb_metrics_render): every series docs/protocol.md names is present
  * once, with the sum over the workers' stats, in well-formed Prometheus
  * text with the right metric types.
  */
@@ -8,7 +8,7 @@
 #include "sb_metrics.h"
 #include "sb_proto.h"
 
-/* PROTOCOL.md, "Errors" and "HTTP endpoints". */
+/* docs/protocol.md, "Errors" and "HTTP endpoints". */
 static const struct {
 	enum sb_err code;
 	const char *name;
