@@ -134,6 +134,47 @@ static bool number_syntax(const char *s, bool fraction)
 	return digits;
 }
 
+/* Whether s is an origin as browsers send it in the Origin header (RFC
+ * 6454): scheme "://" host [":" port], with no path, query, user or
+ * trailing slash; or "null", the origin of sandboxed and file pages. */
+static bool origin_syntax(const char *s)
+{
+	const char *host, *colon = NULL;
+	bool bracket = false;
+
+	if (!strcmp(s, "null"))
+		return true;
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+		return false;
+	while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+	       (*s >= '0' && *s <= '9') || *s == '+' || *s == '-' || *s == '.')
+		s++;
+	if (strncmp(s, "://", 3))
+		return false;
+	host = s += 3;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= ' ' || c == 0x7f || strchr("/?#@\\", c))
+			return false;
+		if (c == '[')
+			bracket = true;
+		else if (c == ']')
+			bracket = false;
+		else if (c == ':' && !bracket)
+			colon = s;
+	}
+	if (s == host || *host == ':')
+		return false;
+	if (colon) {
+		size_t digits = strlen(colon + 1);
+
+		if (!digits || digits > 5 || strspn(colon + 1, "0123456789") != digits)
+			return false;
+	}
+	return true;
+}
+
 static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		     const char *value, char *msg, size_t msglen)
 {
@@ -157,6 +198,13 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		if (!*value || strlen(value) >= SB_ORIGIN_MAX) {
 			snprintf(msg, msglen, "bad value '%.64s' for %s (1 to %d bytes)",
 				 value, sp->name, SB_ORIGIN_MAX - 1);
+			return -EINVAL;
+		}
+		if (!origin_syntax(value)) {
+			snprintf(msg, msglen, "bad value '%.64s' for %s: not an origin; "
+				 "give scheme://host[:port] as browsers send it, with "
+				 "no path or trailing slash (https://app.example.com)",
+				 value, sp->name);
 			return -EINVAL;
 		}
 		if (cfg->norigins >= SB_ORIGINS_MAX) {

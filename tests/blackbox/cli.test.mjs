@@ -71,6 +71,23 @@ describe('bad options exit 2 with a message on stderr', () => {
   }
 });
 
+describe('--allowed-origin takes origins only', () => {
+  // A URL with a path, or a host alone, would never equal a browser's
+  // Origin header: every upgrade would be refused.  Said at start instead.
+  for (const value of ['https://app.example/', 'app.example', 'https://app.example/chat']) {
+    test(`'${value}' exits 2 and says how an origin is written`, async (t) => {
+      if (serverIsReference()) return t.skip('the reference has no --allowed-origin');
+      for (const [args, env] of [[['--port', '0', '--allowed-origin', value], {}],
+        [['--port', '0'], { SWITCHBOARD_ALLOWED_ORIGIN: `https://ok.example,${value}` }]]) {
+        const r = await runServer(args, { env });
+        assert.equal(r.code, 2, `${JSON.stringify(args)} ${JSON.stringify(env)}: ${r.stderr}`);
+        assert.match(r.stderr, /not an origin; give scheme:\/\/host\[:port\]/);
+        assert.doesNotMatch(r.stdout, /listening/);
+      }
+    });
+  }
+});
+
 describe('listening', () => {
   test('the listening line with --bind 127.0.0.1', async (t) => {
     const srv = await startServer([], { t });

@@ -542,6 +542,43 @@ static void test_origins_and_limits(void)
 
 /* --trusted-proxy: a list of ranges like --allowed-origin, each checked;
  * --handshake-timeout: whole seconds from 1. */
+/* --allowed-origin takes origins as browsers send them, and says how to
+ * write one when given something else (a URL with a path, a host alone). */
+static void test_origin_syntax(void)
+{
+	static const char *const good[] = {
+		"https://app.example", "http://localhost:8080", "https://a.b.example:443",
+		"http://127.0.0.1:3000", "http://[::1]:8080", "https://[2001:db8::1]",
+		"chrome-extension://abcdefghij", "app+x.y-z://host", "null",
+	};
+	static const char *const bad[] = {
+		"app.example", "https://app.example/", "https://app.example/path",
+		"https://", "https://:443", "https://app.example:", "https://app.example:123456",
+		"https://app.example:80x", "https://user@app.example", "https://a.example?x",
+		"https://a.example#f", "https:/app.example", "://app.example", "1http://a",
+		"https://a b.example", "https://a\\b", "*", "https://*.example.com/",
+	};
+	struct sb_config cfg;
+	char msg[256];
+	char a0[] = "switchboard", a1[] = "--allowed-origin", a2[SB_ORIGIN_MAX];
+	char *argv[] = { a0, a1, a2, NULL };
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		sb_config_defaults(&cfg);
+		snprintf(a2, sizeof(a2), "%s", good[i]);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+		CHECK_EQ_STR(cfg.origins[0], good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sb_config_defaults(&cfg);
+		snprintf(a2, sizeof(a2), "%s", bad[i]);
+		msg[0] = '\0';
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), -EINVAL);
+		CHECK(strstr(msg, "not an origin") != NULL);
+		CHECK(strstr(msg, "scheme://host[:port]") != NULL);
+	}
+}
+
 static void test_trusted_proxies(void)
 {
 	static const char *const env[] = {
@@ -673,6 +710,7 @@ int main(void)
 	RUN_TEST(test_message_fits_buffer);
 	RUN_TEST(test_environment);
 	RUN_TEST(test_origins_and_limits);
+	RUN_TEST(test_origin_syntax);
 	RUN_TEST(test_trusted_proxies);
 	RUN_TEST(test_env_long_items);
 	return check_summary();
