@@ -71,6 +71,21 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		  char *msg, size_t msglen);
 
+/* The prefix of the options' environment variables. */
+#define SB_ENV_PREFIX "SWITCHBOARD_"
+
+/*
+ * Finds the variables of envp ("NAME=value" strings, NULL-terminated) whose
+ * names start with SWITCHBOARD_ but name no option, which are ignored: most
+ * likely a misspelling.  Calls report for each (name: not NUL-terminated,
+ * len bytes; near: the option's variable it is a few letters away from, or
+ * NULL) and returns how many.  Any thread.
+ */
+int sb_config_env_unknown(char *const *envp,
+			  void (*report)(void *arg, const char *name, size_t len,
+					 const char *near),
+			  void *arg);
+
 /* Checks what no single option can: --tls-cert and --tls-key come
  * together.  0, or -EINVAL with a reason in msg.  After env and parse. */
 int sb_config_check(const struct sb_config *cfg, char *msg, size_t msglen);

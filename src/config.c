@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -273,18 +274,95 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 	return 0;
 }
 
+/* The environment variable of option sp: SWITCHBOARD_ and its long name in
+ * capitals, dashes as underscores. */
+static void env_name(const struct option_spec *sp, char var[64])
+{
+	size_t n = sizeof(SB_ENV_PREFIX) - 1;
+
+	memcpy(var, SB_ENV_PREFIX, n);
+	for (const char *p = sp->name + 2; *p && n < 63; p++)
+		var[n++] = *p == '-' ? '_' : (char)(*p - 'a' + 'A');
+	var[n] = '\0';
+}
+
+/* Edits from a[0..la) to b[0..lb), both at most 63 bytes: insertions,
+ * deletions, substitutions and swaps of two neighbours ("PROT" is one
+ * edit from "PORT"). */
+static unsigned edits(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned char d[64][64];
+
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
+		}
+	}
+	return d[la][lb];
+}
+
+int sb_config_env_unknown(char *const *envp,
+			  void (*report)(void *arg, const char *name, size_t len,
+					 const char *near),
+			  void *arg)
+{
+	size_t plen = sizeof(SB_ENV_PREFIX) - 1;
+	int unknown = 0;
+
+	for (; envp && *envp; envp++) {
+		const char *e = *envp;
+		size_t len = strcspn(e, "=");
+		char var[64], near[64] = "";
+		unsigned best = UINT_MAX;
+		bool known = false;
+
+		if (len <= plen || strncmp(e, SB_ENV_PREFIX, plen))
+			continue;
+		for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]) && !known; k++) {
+			unsigned d;
+
+			env_name(&specs[k], var);
+			known = strlen(var) == len && !memcmp(var, e, len);
+			if (known || len >= 64)
+				continue;
+			d = edits(e + plen, len - plen, var + plen, strlen(var + plen));
+			if (d < best) {
+				best = d;
+				memcpy(near, var, sizeof(near));
+			}
+		}
+		if (known)
+			continue;
+		unknown++;
+		/* a likely misspelling: one or two edits, in a name at least
+		 * twice as long */
+		report(arg, e, len, best <= 2 && 2 * best <= len - plen ? near : NULL);
+	}
+	return unknown;
+}
+
 int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		  char *msg, size_t msglen)
 {
 	for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
 		const struct option_spec *sp = &specs[k];
-		char var[64] = "SWITCHBOARD_", why[200];
-		size_t n = strlen(var);
+		char var[64], why[200];
 		const char *value;
 
-		for (const char *p = sp->name + 2; *p && n < sizeof(var) - 1; p++)
-			var[n++] = *p == '-' ? '_' : (char)(*p - 'a' + 'A');
-		var[n] = '\0';
+		env_name(sp, var);
 		value = get(var);
 		if (!value || !*value)
 			continue;

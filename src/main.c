@@ -13,6 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern char **environ;
+
+static void unknown_env(void *arg, const char *name, size_t len, const char *near)
+{
+	(void)arg;
+	sb_log(SB_LOG_WARN, 0, "unknown environment variable %.*s ignored%s%s%s",
+	       (int)len, name, near ? " (did you mean " : "", near ? near : "",
+	       near ? "?)" : "");
+}
+
 static const char *env(const char *name)
 {
 	return getenv(name);
@@ -77,6 +87,7 @@ int main(int argc, char **argv)
 	sb_log_set_level(cfg.log_level);
 	sb_log_set_json(cfg.log_json);
 	sb_log(SB_LOG_INFO, 0, "switchboard %s starting", SB_VERSION);
+	sb_config_env_unknown(environ, unknown_env, NULL);
 	test_settings();
 
 	/* Every thread inherits this mask: signals are taken by sigwait()

@@ -88,6 +88,20 @@ describe('--allowed-origin takes origins only', () => {
   }
 });
 
+test('an unknown SWITCHBOARD_ variable is named in a warning, with the option it misspells', async (t) => {
+  if (serverIsReference()) return t.skip('the reference reads no environment');
+  const srv = await startServer([], {
+    t, env: { SWITCHBOARD_PROT: '9000', SWITCHBOARD_MAX_MESAGE: '10', SWITCHBOARD_NOT_AN_OPTION: 'x' },
+  });
+  const err = srv.stderr();
+  assert.match(err, /warn .*unknown environment variable SWITCHBOARD_PROT ignored \(did you mean SWITCHBOARD_PORT\?\)/);
+  assert.match(err, /unknown environment variable SWITCHBOARD_MAX_MESAGE ignored \(did you mean SWITCHBOARD_MAX_MESSAGE\?\)/);
+  assert.match(err, /unknown environment variable SWITCHBOARD_NOT_AN_OPTION ignored\n/);
+  assert.doesNotMatch(err, /unknown environment variable SWITCHBOARD_(PORT|BIN)\b/);
+  // and it is ignored: the server runs on its defaults otherwise
+  assert.equal((await httpGet(srv, '/healthz')).status, 200);
+});
+
 describe('listening', () => {
   test('the listening line with --bind 127.0.0.1', async (t) => {
     const srv = await startServer([], { t });

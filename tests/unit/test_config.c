@@ -579,6 +579,41 @@ static void test_origin_syntax(void)
 	}
 }
 
+/* What sb_config_env_unknown reports: one line per unknown name. */
+static char unknown_seen[512];
+
+static void record_unknown(void *arg, const char *name, size_t len, const char *near)
+{
+	size_t n = strlen(unknown_seen);
+
+	(void)arg;
+	snprintf(unknown_seen + n, sizeof(unknown_seen) - n, "%.*s>%s\n", (int)len,
+		 name, near ? near : "-");
+}
+
+/* Variables that look like options but name none are found, with the one
+ * they most likely misspell; the options' own, and others, are not. */
+static void test_unknown_env(void)
+{
+	char e0[] = "SWITCHBOARD_PORT=1", e1[] = "SWITCHBOARD_PROT=2",
+	     e2[] = "PATH=/bin", e3[] = "SWITCHBOARD_MAX_MESAGE=3",
+	     e4[] = "SWITCHBOARD_TOTALLY_ELSE=4", e5[] = "SWITCHBOARD_=5",
+	     e6[] = "SWITCHBOARD_ALLOWED_ORIGIN=https://a.example",
+	     e7[] = "SWITCHBOARD_WORKER", e8[] = "switchboard_port=6",
+	     e9[] = "SWITCHBOARD_TRUSTED_PROXY_=7";
+	char *envp[] = { e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, NULL };
+
+	unknown_seen[0] = '\0';
+	CHECK_EQ_INT(sb_config_env_unknown(envp, record_unknown, NULL), 5);
+	CHECK_EQ_STR(unknown_seen,
+		     "SWITCHBOARD_PROT>SWITCHBOARD_PORT\n"
+		     "SWITCHBOARD_MAX_MESAGE>SWITCHBOARD_MAX_MESSAGE\n"
+		     "SWITCHBOARD_TOTALLY_ELSE>-\n"
+		     "SWITCHBOARD_WORKER>SWITCHBOARD_WORKERS\n"
+		     "SWITCHBOARD_TRUSTED_PROXY_>SWITCHBOARD_TRUSTED_PROXY\n");
+	CHECK_EQ_INT(sb_config_env_unknown(NULL, record_unknown, NULL), 0);
+}
+
 static void test_trusted_proxies(void)
 {
 	static const char *const env[] = {
@@ -711,6 +746,7 @@ int main(void)
 	RUN_TEST(test_environment);
 	RUN_TEST(test_origins_and_limits);
 	RUN_TEST(test_origin_syntax);
+	RUN_TEST(test_unknown_env);
 	RUN_TEST(test_trusted_proxies);
 	RUN_TEST(test_env_long_items);
 	return check_summary();

@@ -67,12 +67,14 @@ export function serverCommand() {
   throw new Error('set SWITCHBOARD_BIN to the server command line (e.g. /path/to/build/switchboard)');
 }
 
-// The environment a server runs in: the suite's own, and the one test-only
-// setting, SB_TEST_TIME_SCALE, which slows the server's heartbeat, close
-// flush window and drain margin by SB_TEST_SCALE (tests/README.md), as T()
-// does the waits here.
+// The environment a server runs in: the suite's own, less SWITCHBOARD_BIN
+// (the suite's, not an option: the server would warn about it), and the
+// one test-only setting, SB_TEST_TIME_SCALE, which slows the server's
+// heartbeat, close flush window and drain margin by SB_TEST_SCALE
+// (tests/README.md), as T() does the waits here.
 function serverEnv(extra = {}) {
-  return { ...process.env, SB_TEST_TIME_SCALE: String(SCALE), ...extra };
+  const { SWITCHBOARD_BIN: _bin, ...env } = process.env;
+  return { ...env, SB_TEST_TIME_SCALE: String(SCALE), ...extra };
 }
 
 // ------------------------------------------------------------ cleanup
