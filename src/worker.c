@@ -48,7 +48,7 @@ struct sb_worker {
 	struct sb_tp tp;
 	bool destroying;
 	uint64_t drain_deadline, kill_deadline;	/* ms, loop time */
-	uint64_t tick_ms;
+	uint64_t heartbeat_ms;		/* --heartbeat, scaled */
 };
 
 static void on_idle(uv_idle_t *h)
@@ -165,7 +165,7 @@ static void on_async(uv_async_t *a)
 /* The heartbeat, and the bound on a message begun (sb_liveness.h). */
 static void check_liveness(struct sb_worker *w, uint64_t now)
 {
-	uint64_t interval = (uint64_t)(w->setup.cfg->heartbeat * 1000 * sb_time_scale);
+	uint64_t interval = w->heartbeat_ms;
 
 	for (struct sb_sock *s = w->tp.open; s; s = s->next) {
 		if (s->state != SB_SOCK_OPEN)
@@ -265,7 +265,7 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	struct sb_worker *w = calloc(1, sizeof(*w));
 	const struct sb_config *cfg = setup->cfg;
 	struct sb_tp *tp;
-	double hb = cfg->heartbeat * sb_time_scale;
+	uint64_t tick_ms;
 	int rc;
 
 	if (!w)
@@ -308,13 +308,14 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 		return NULL;
 	}
 	/* the heartbeat resolution: a quarter of the interval, 50 ms to 1 s */
-	w->tick_ms = hb > 0 ? (uint64_t)(hb * 250) : 1000;
-	if (w->tick_ms < 50)
-		w->tick_ms = 50;
-	if (w->tick_ms > 1000)
-		w->tick_ms = 1000;
-	if (hb > 0)
-		uv_timer_start(&w->tick, on_tick, w->tick_ms, w->tick_ms);
+	w->heartbeat_ms = (uint64_t)(cfg->heartbeat * 1000 * sb_time_scale);
+	tick_ms = w->heartbeat_ms / 4;
+	if (tick_ms < 50)
+		tick_ms = 50;
+	if (tick_ms > 1000)
+		tick_ms = 1000;
+	if (cfg->heartbeat > 0)
+		uv_timer_start(&w->tick, on_tick, tick_ms, tick_ms);
 	if (sb_transport_create(tp, w->name, setup->tls_client_ctx)) {
 		sb_worker_free(w);
 		return NULL;
