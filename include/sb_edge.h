@@ -35,7 +35,8 @@ enum sb_edge_verdict {
 	SB_EDGE_OK = 0,
 	SB_EDGE_ORIGIN,			/* not an allowed Origin: 403 */
 	SB_EDGE_DRAINING,		/* shutting down: 503 */
-	SB_EDGE_FULL,			/* over a connection cap: 503 */
+	SB_EDGE_FULL,			/* over --max-connections: 503 */
+	SB_EDGE_FULL_ADDR,		/* over --max-connections-per-ip: 503 */
 };
 
 /* A connection's place under the caps, from admission to release. */
@@ -54,10 +55,11 @@ bool sb_edge_reads_forwarded(const struct sb_edge *e);
 
 /*
  * Decides on an upgrade: Origin first (403), then the drain (503), then
- * the caps (503).  On SB_EDGE_OK the connection holds a place in adm (to
- * give back with sb_edge_release, once) unless it already held one, and
- * *client is the client it comes from (behind a trusted proxy, from its
- * headers); otherwise adm and *client are unchanged.
+ * the caps (503).  *client is set to the client the request comes from
+ * (behind a trusted proxy, from its headers), whatever the verdict: the
+ * address a refusal is logged with.  On SB_EDGE_OK the connection holds a
+ * place in adm (to give back with sb_edge_release, once) unless it already
+ * held one; otherwise adm is unchanged.
  */
 enum sb_edge_verdict sb_edge_upgrade(struct sb_edge *e, const struct sb_upgrade *u,
 				     bool draining, struct sb_addr *client,

@@ -111,6 +111,22 @@ unsigned long sb_log_limit_drain(struct sb_log_limit *l);
 void sb_log_client_emit(int level, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* What the line about one refused request or upgrade says. */
+struct sb_refusal {
+	const char *client;	/* the client's address */
+	int status;		/* the answer's HTTP status, 0 when none was
+				 * sent (the connection was closed) */
+	const char *reason;	/* as in switchboard_http_refused_total */
+	const char *origin;	/* the Origin refused, or NULL (a long one
+				 * is cut to fit the line) */
+};
+
+/* Logs a refusal at info level, within the limit of the lines clients
+ * cause (as sb_log_client): in text "refused: client=... status=...
+ * reason=..." and origin="..." (quoted the JSON way) when there is one, in
+ * JSON the same as members with "msg":"refused".  Any thread. */
+void sb_log_refusal(const struct sb_refusal *r);
+
 /* Writes the line about suppressed client lines now, if any were
  * suppressed since the last one let through (at exit).  Any thread. */
 void sb_log_client_flush(void);

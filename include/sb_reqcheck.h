@@ -47,7 +47,9 @@
 	(SB_REQ_HEAD_MAX + 6 * SB_REQ_FIELDS_MAX + SB_REQ_PARAMS_MAX + 8 + 64)
 
 /* Why a request was refused, as /metrics counts it
- * (switchboard_http_refused_total{reason}). */
+ * (switchboard_http_refused_total{reason}).  The checker finds the first
+ * eleven; the transport the rest, after the head is read (ws_path and the
+ * edge's verdicts, sb_edge.h) or when --handshake-timeout ran out. */
 #define SB_REQ_REASONS(X)                                                     \
 	X(MALFORMED, "malformed")		/* 400 */                     \
 	X(METHOD, "method")			/* 405, or 501 unknown */     \
@@ -59,7 +61,12 @@
 	X(UPGRADE, "upgrade")			/* 400 */                     \
 	X(WS_VERSION, "ws_version")		/* 426, or 400 */             \
 	X(WS_KEY, "ws_key")			/* 400 */                     \
-	X(WS_PATH, "ws_path")			/* 404, by the worker */
+	X(WS_PATH, "ws_path")			/* 404 */                     \
+	X(ORIGIN, "origin")			/* 403 */                     \
+	X(DRAINING, "draining")			/* 503 */                     \
+	X(MAX_CONN, "max_connections")		/* 503 */                     \
+	X(MAX_CONN_IP, "max_connections_per_ip")	/* 503 */             \
+	X(TIMEOUT, "handshake_timeout")		/* closed, no answer */
 
 #define SB_ENUM_REQ(e, s) SB_REQ_##e,
 enum sb_req_reason { SB_REQ_NONE = -1, SB_REQ_REASONS(SB_ENUM_REQ) SB_REQ_COUNT };
@@ -114,5 +121,10 @@ enum sb_req_verdict sb_reqcheck_feed(struct sb_reqcheck *c, const void *p,
  * length, or 0 when c has not refused or cap is too small.
  */
 size_t sb_reqcheck_answer(const struct sb_reqcheck *c, char *out, size_t cap);
+
+/* The same answer for a refusal decided outside the checker: reason with
+ * its status (ws_path 404, origin 403, draining and the caps 503), to a
+ * GET.  0 when cap is too small. */
+size_t sb_req_answer(enum sb_req_reason reason, int status, char *out, size_t cap);
 
 #endif

@@ -59,6 +59,10 @@ struct sb_http_src;
 #define SB_FAIL_LINGER_MS 1000
 #define SB_CLOSE_FLUSH_MS 5000
 
+/* Seconds past --handshake-timeout that lws's own timeouts, a backstop to
+ * ours, run out (src/transport.c). */
+#define SB_HANDSHAKE_BACKSTOP 2
+
 enum sb_sock_state {
 	SB_SOCK_ADOPTING = 0,	/* inside lws_adopt_*() */
 	SB_SOCK_HTTP,		/* adopted: HTTP requests, no session */
@@ -173,6 +177,21 @@ void sb_sock_ended(struct sb_sock *s);
  * (counted by reason, enum sb_req_reason; lws closes the connection). */
 void sb_sock_guard_failed(struct sb_rx *rx);
 void sb_sock_http_refused(struct sb_rx *rx, int reason);
+
+/* A whole request head arrived on s (an HTTP request or an upgrade): the
+ * handshake timer set at adoption stops. */
+void sb_sock_request_seen(struct sb_sock *s);
+
+/* lws's timer for s went off (LWS_CALLBACK_TIMER): before any request,
+ * that is --handshake-timeout (counted, logged); after a failure, the
+ * linger.  Returns what the callback returns: -1 closes the connection. */
+int sb_sock_timer(struct sb_sock *s);
+
+/* Logs the refusal of a request from client (sb_log_refusal): status 0
+ * when nothing was answered, reason an enum sb_req_reason, origin the
+ * refused Origin or NULL.  Any thread. */
+void sb_sock_log_refusal(const struct sb_addr *client, int status,
+			 enum sb_req_reason reason, const char *origin);
 
 /* Frees what the lists still hold at shutdown, after lws is gone. */
 void sb_tp_lists_free(struct sb_tp *tp);

@@ -109,9 +109,10 @@ static int count_ip(struct sb_edge *e, const char *ip, char **key)
 	return rc;
 }
 
-/* Lets one more connection from client in, within the caps.  0 or -EBUSY. */
-static int admit(struct sb_edge *e, const struct sb_addr *client,
-		 struct sb_admission *adm)
+/* Lets one more connection from client in, within the caps: SB_EDGE_OK,
+ * or the cap that refused it. */
+static enum sb_edge_verdict admit(struct sb_edge *e, const struct sb_addr *client,
+				  struct sb_admission *adm)
 {
 	unsigned max = e->cfg->max_connections;
 	unsigned cur = atomic_load(&e->admitted);
@@ -120,18 +121,18 @@ static int admit(struct sb_edge *e, const struct sb_addr *client,
 
 	do {
 		if (max && cur >= max)
-			return -EBUSY;
+			return SB_EDGE_FULL;
 	} while (!atomic_compare_exchange_weak(&e->admitted, &cur, cur + 1));
 	if (e->cfg->max_connections_per_ip) {
 		sb_addr_limit_key(client, ip, sizeof(ip));
 		if (count_ip(e, ip, &key)) {
 			atomic_fetch_sub(&e->admitted, 1);
-			return -EBUSY;
+			return SB_EDGE_FULL_ADDR;
 		}
 	}
 	adm->admitted = true;
 	adm->key = key;
-	return 0;
+	return SB_EDGE_OK;
 }
 
 enum sb_edge_verdict sb_edge_upgrade(struct sb_edge *e, const struct sb_upgrade *u,
@@ -139,19 +140,18 @@ enum sb_edge_verdict sb_edge_upgrade(struct sb_edge *e, const struct sb_upgrade 
 				     struct sb_admission *adm)
 {
 	const struct sb_config *cfg = e->cfg;
-	struct sb_addr who = u->peer;
 
+	*client = u->peer;
 	if (cfg->ntrusted)
 		sb_client_addr(cfg->trusted, cfg->ntrusted, &u->peer, u->xff,
-			       u->real_ip, &who);
+			       u->real_ip, client);
 	if (!origin_allowed(cfg, u->origin))
 		return SB_EDGE_ORIGIN;
 	if (draining)
 		return SB_EDGE_DRAINING;
-	if (!adm->admitted && admit(e, &who, adm))
-		return SB_EDGE_FULL;
-	*client = who;
-	return SB_EDGE_OK;
+	if (adm->admitted)
+		return SB_EDGE_OK;
+	return admit(e, client, adm);
 }
 
 void sb_edge_release(struct sb_edge *e, struct sb_admission *adm)

@@ -281,23 +281,68 @@ static void say_suppressed(int level, unsigned long n)
 		    n, SB_LOG_CLIENT_BURST, SB_LOG_CLIENT_RATE);
 }
 
-void sb_log_client_emit(int level, int err, const char *fmt, ...)
+/* Whether a line that clients caused may be written now: takes from the
+ * bucket, and says first how many were suppressed before it. */
+static bool client_take(int level)
 {
 	unsigned long suppressed = 0;
 	uint64_t now = monotonic_ns();
 	bool ok;
-	va_list ap;
 
 	pthread_mutex_lock(&client_lock);
 	ok = sb_log_limit_take(&client_limit, now, &suppressed);
 	pthread_mutex_unlock(&client_lock);
-	if (!ok)
-		return;
-	if (suppressed)
+	if (ok && suppressed)
 		say_suppressed(level, suppressed);
+	return ok;
+}
+
+void sb_log_client_emit(int level, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!client_take(level))
+		return;
 	va_start(ap, fmt);
 	emit_v(level, err, fmt, ap);
 	va_end(ap);
+}
+
+void sb_log_refusal(const struct sb_refusal *r)
+{
+	char line[1200], when[40], num[64];
+	size_t n = 0;
+
+	if (!sb_log_enabled(SB_LOG_INFO) || !client_take(SB_LOG_INFO))
+		return;
+	if (!json_lines) {
+		char origin[800];
+		size_t on = 0;
+
+		if (r->origin) {
+			/* quoted the JSON way: the client chose it */
+			put_raw(origin, &on, sizeof(origin), " origin=\"");
+			put_json(origin, &on, sizeof(origin), r->origin);
+			put_raw(origin, &on, sizeof(origin), "\"");
+		}
+		origin[on] = '\0';
+		sb_log_emit(SB_LOG_INFO, 0, "refused: client=%s status=%d reason=%s%s",
+			    r->client, r->status, r->reason, origin);
+		return;
+	}
+	stamp(when, sizeof(when));
+	json_head(line, &n, sizeof(line), when, "info");
+	put_raw(line, &n, sizeof(line), ",\"msg\":\"refused\",\"client\":\"");
+	put_json(line, &n, sizeof(line), r->client);
+	snprintf(num, sizeof(num), "\",\"status\":%d,\"reason\":\"", r->status);
+	put_raw(line, &n, sizeof(line), num);
+	put_json(line, &n, sizeof(line), r->reason);
+	if (r->origin) {
+		put_raw(line, &n, sizeof(line), "\",\"origin\":\"");
+		put_json(line, &n, sizeof(line), r->origin);
+	}
+	put_raw(line, &n, sizeof(line), "\"}");
+	emit_line(line, n, sizeof(line));
 }
 
 void sb_log_client_flush(void)

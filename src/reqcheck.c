@@ -479,22 +479,24 @@ static const char *status_text(unsigned status)
 {
 	switch (status) {
 	case 400: return "Bad Request";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 414: return "URI Too Long";
 	case 426: return "Upgrade Required";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
 	case 505: return "HTTP Version Not Supported";
 	default: return "Error";
 	}
 }
 
-static const char *body_text(const struct sb_reqcheck *c)
+static const char *body_text(int reason, int status)
 {
-	switch (c->reason) {
+	switch (reason) {
 	case SB_REQ_METHOD:
-		return c->status == 405 ? "only GET and HEAD are served" :
+		return status == 405 ? "only GET and HEAD are served" :
 		       "unknown method";
 	case SB_REQ_VERSION:
 		return "only HTTP/1.1 is served";
@@ -514,17 +516,45 @@ static const char *body_text(const struct sb_reqcheck *c)
 		return "bad Sec-WebSocket-Key";
 	case SB_REQ_WS_PATH:
 		return "no WebSocket at this path";
+	case SB_REQ_ORIGIN:
+		return "origin not allowed";
+	case SB_REQ_DRAINING:
+		return "the server is shutting down";
+	case SB_REQ_MAX_CONN:
+		return "too many connections";
+	case SB_REQ_MAX_CONN_IP:
+		return "too many connections from this address";
 	default:
 		return "malformed request";
 	}
 }
 
-size_t sb_reqcheck_answer(const struct sb_reqcheck *c, char *out, size_t cap)
+/* The answer to a refusal: extra header lines (each ended by CRLF), the
+ * Connection header's value, no body for HEAD. */
+static size_t answer(int reason, int status, bool head, const char *extra,
+		     const char *conn, char *out, size_t cap)
 {
-	const char *body = body_text(c), *extra = "", *conn = "close";
-	bool head = c->flags & FL_HEAD;
+	const char *body = body_text(reason, status);
 	size_t blen = strlen(body) + 1;		/* and its newline */
 	int n;
+
+	n = snprintf(out, cap,
+		     "HTTP/1.1 %u %s\r\n"
+		     "Server: switchboard\r\n"
+		     "Content-Type: text/plain; charset=utf-8\r\n"
+		     "Content-Length: %zu\r\n"
+		     "Connection: %s\r\n"
+		     "%s"
+		     "\r\n"
+		     "%s%s",
+		     (unsigned)status, status_text((unsigned)status), blen, conn, extra,
+		     head ? "" : body, head ? "" : "\n");
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t sb_reqcheck_answer(const struct sb_reqcheck *c, char *out, size_t cap)
+{
+	const char *extra = "", *conn = "close";
 
 	if (c->state != S_REFUSED)
 		return 0;
@@ -537,16 +567,10 @@ size_t sb_reqcheck_answer(const struct sb_reqcheck *c, char *out, size_t cap)
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
 		conn = "Upgrade, close";
 	}
-	n = snprintf(out, cap,
-		     "HTTP/1.1 %u %s\r\n"
-		     "Server: switchboard\r\n"
-		     "Content-Type: text/plain; charset=utf-8\r\n"
-		     "Content-Length: %zu\r\n"
-		     "Connection: %s\r\n"
-		     "%s"
-		     "\r\n"
-		     "%s%s",
-		     (unsigned)c->status, status_text(c->status), blen, conn, extra,
-		     head ? "" : body, head ? "" : "\n");
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	return answer(c->reason, c->status, c->flags & FL_HEAD, extra, conn, out, cap);
+}
+
+size_t sb_req_answer(enum sb_req_reason reason, int status, char *out, size_t cap)
+{
+	return answer(reason, status, false, "", "close", out, cap);
 }

@@ -232,12 +232,54 @@ void sb_sock_run_closes(struct sb_tp *tp)
 	}
 }
 
+/* lws 4.1 has no way to stop a wsi's timer: LWS_SET_TIMER_USEC_CANCEL is
+ * taken as a time, one microsecond ago, and fires at once
+ * (docs/architecture.md).  Moved out of reach, it never goes off; setting
+ * it again (fail_later) moves it back. */
+#define TIMER_NEVER ((lws_usec_t)1 << 60)	/* 36,000 years */
+
+void sb_sock_request_seen(struct sb_sock *s)
+{
+	if (s->state == SB_SOCK_HTTP && s->wsi)
+		lws_set_timer_usecs(s->wsi, TIMER_NEVER);
+}
+
+int sb_sock_timer(struct sb_sock *s)
+{
+	switch (s->state) {
+	case SB_SOCK_HTTP:
+		/* no whole request within --handshake-timeout */
+		sb_stat_add(&s->tp->stats.refused[SB_REQ_TIMEOUT], 1);
+		sb_sock_log_refusal(&s->addr, 0, SB_REQ_TIMEOUT, NULL);
+		return -1;
+	case SB_SOCK_CLOSED:
+		return -1;	/* a failed connection's linger is over */
+	default:
+		return 0;
+	}
+}
+
+void sb_sock_log_refusal(const struct sb_addr *client, int status,
+			 enum sb_req_reason reason, const char *origin)
+{
+	char ip[SB_ADDR_STRLEN + 8];
+	struct sb_refusal r = { .client = ip, .status = status, .origin = origin };
+
+	if (!sb_log_enabled(SB_LOG_INFO))
+		return;
+	sb_addr_format(client, ip, sizeof(ip));
+	r.reason = reason >= 0 && reason < SB_REQ_COUNT ? sb_req_reason_names[reason] : "?";
+	sb_log_refusal(&r);
+}
+
 void sb_sock_http_refused(struct sb_rx *rx, int reason)
 {
 	struct sb_sock *s = (struct sb_sock *)rx;
 
-	if (reason >= 0 && reason < SB_REQ_COUNT)
-		sb_stat_add(&s->tp->stats.refused[reason], 1);
+	if (reason < 0 || reason >= SB_REQ_COUNT)
+		return;
+	sb_stat_add(&s->tp->stats.refused[reason], 1);
+	sb_sock_log_refusal(&s->addr, rx->req.status, reason, NULL);
 }
 
 void sb_sock_guard_failed(struct sb_rx *rx)
@@ -291,6 +333,11 @@ void sb_sock_adopt(struct sb_tp *tp, int fd, const struct sb_addr *peer)
 	if (wsi && s->state == SB_SOCK_ADOPTING) {
 		s->wsi = wsi;
 		s->state = SB_SOCK_HTTP;
+		/* --handshake-timeout: ours, logged and counted when it runs
+		 * out (sb_sock_handshake_expired); lws's own runs a little
+		 * longer, as a backstop (src/transport.c) */
+		lws_set_timer_usecs(wsi, (lws_usec_t)tp->cfg->handshake_timeout *
+					 LWS_USEC_PER_SEC);
 		return;
 	}
 	sb_recv_hook_detach(fd, &s->rx);

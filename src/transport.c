@@ -232,25 +232,40 @@ static void header(struct lws *wsi, enum lws_token_indexes h, char *buf,
 		buf[0] = '\0';
 }
 
+/* Refuses an upgrade from who with reason's status and a plain-text
+ * answer of ours (sb_req_answer), counted and logged, and closes the
+ * connection: lws flushes the answer before it closes. */
+static int refuse_upgrade(struct sb_sock *s, struct lws *wsi,
+			  const struct sb_addr *who, enum sb_req_reason reason,
+			  int status, const char *origin)
+{
+	unsigned char buf[LWS_PRE + SB_REQ_ANSWER_MAX];
+	size_t n = sb_req_answer(reason, status, (char *)buf + LWS_PRE,
+				 SB_REQ_ANSWER_MAX);
+
+	sb_stat_add(&s->tp->stats.refused[reason], 1);
+	sb_sock_log_refusal(who, status, reason, origin);
+	if (n)
+		lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP);
+	return -1;
+}
+
 /* An upgrade to WebSocket asks to be let in: its path (404), then the edge
- * (sb_edge.h).  A header longer
- * than lws's whole header space cannot be there. */
+ * (sb_edge.h).  A header longer than lws's whole header space cannot be
+ * there. */
 static int confirm_upgrade(struct sb_sock *s, struct lws *wsi)
 {
 	struct sb_tp *tp = s->tp;
 	char origin[SB_ORIGIN_MAX], xff[4096], real_ip[64];
 	struct sb_upgrade u = { .peer = s->addr, .xff = "", .real_ip = "" };
+	struct sb_addr who;
 	char path[16];
 
 	/* /healthz and /metrics are plain HTTP (docs/protocol.md): the path as
 	 * lws decoded it, its first fragment, the one a GET is answered for */
 	if (lws_hdr_copy_fragment(wsi, path, sizeof(path), WSI_TOKEN_GET_URI, 0) > 0 &&
-	    sb_http_is_endpoint(path)) {
-		sb_stat_add(&tp->stats.refused[SB_REQ_WS_PATH], 1);
-		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
-				       "no WebSocket at this path");
-		return 1;
-	}
+	    sb_http_is_endpoint(path))
+		return refuse_upgrade(s, wsi, &s->addr, SB_REQ_WS_PATH, 404, NULL);
 	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0)
 		u.origin = origin;
 	if (sb_edge_reads_forwarded(tp->edge)) {
@@ -261,19 +276,18 @@ static int confirm_upgrade(struct sb_sock *s, struct lws *wsi)
 	}
 	/* from here on the connection is the client's (a refused one stays
 	 * the peer's: a proxy may send another client's request on it) */
-	switch (sb_edge_upgrade(tp->edge, &u, tp->env.draining, &s->addr, &s->adm)) {
+	switch (sb_edge_upgrade(tp->edge, &u, tp->env.draining, &who, &s->adm)) {
 	case SB_EDGE_OK:
+		s->addr = who;
 		return 0;
 	case SB_EDGE_ORIGIN:
-		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
-		return 1;	/* the answer is written: lws ends the transaction */
+		return refuse_upgrade(s, wsi, &who, SB_REQ_ORIGIN, 403, u.origin);
 	case SB_EDGE_DRAINING:
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining");
-		return 1;
+		return refuse_upgrade(s, wsi, &who, SB_REQ_DRAINING, 503, NULL);
+	case SB_EDGE_FULL_ADDR:
+		return refuse_upgrade(s, wsi, &who, SB_REQ_MAX_CONN_IP, 503, NULL);
 	default:
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-				       "too many connections");
-		return 1;
+		return refuse_upgrade(s, wsi, &who, SB_REQ_MAX_CONN, 503, NULL);
 	}
 }
 
@@ -288,13 +302,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP:
 		if (!s)
 			break;
+		sb_sock_request_seen(s);
 		return http_request(s, wsi, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (!s)
 			break;
 		return http_writeable(s, wsi);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return s ? confirm_upgrade(s, wsi) : 0;
+		if (!s)
+			return 0;
+		sb_sock_request_seen(s);
+		return confirm_upgrade(s, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		if (s)
 			sb_sock_open(s);
@@ -316,8 +334,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			sb_sock_peer_closed(s, in, len);
 		return 0;
 	case LWS_CALLBACK_TIMER:
-		/* a failed connection's linger is over (src/sock.c) */
-		return s && s->state == SB_SOCK_CLOSED ? -1 : 0;
+		return s ? sb_sock_timer(s) : 0;
 	case LWS_CALLBACK_CLOSED:
 		if (s)
 			sb_sock_ended(s);
@@ -369,12 +386,15 @@ int sb_transport_create(struct sb_tp *tp, const char *name,
 	info.pcontext = &tp->ctx;
 	info.user = tp;
 	info.alpn = "http/1.1";
-	/* A new connection has --handshake-timeout to send its request: adopt
-	 * starts a timer of timeout_secs, and attaching the header buffer at
-	 * once replaces it with one of timeout_secs_ah_idle, which bytes
-	 * arriving do not extend (a slow sender is cut off all the same). */
-	info.timeout_secs = (unsigned)cfg->handshake_timeout;
-	info.timeout_secs_ah_idle = cfg->handshake_timeout;
+	/* A new connection has --handshake-timeout to send its request: our
+	 * timer (sb_sock_adopt) closes it then, logged and counted.  lws's
+	 * own are a backstop a little later: adopt starts one of timeout_secs
+	 * (the TLS handshake's too), and attaching the header buffer at once
+	 * replaces it with one of timeout_secs_ah_idle, which bytes arriving
+	 * do not extend; later requests on a kept-alive connection have that
+	 * long. */
+	info.timeout_secs = (unsigned)cfg->handshake_timeout + SB_HANDSHAKE_BACKSTOP;
+	info.timeout_secs_ah_idle = cfg->handshake_timeout + SB_HANDSHAKE_BACKSTOP;
 	info.retry_and_idle_policy = &no_validity;
 	/* room for any request head the recv hook's checker lets through
 	 * (sb_reqcheck.h): it refuses larger ones before lws runs out */

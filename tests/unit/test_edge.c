@@ -79,14 +79,15 @@ static enum sb_edge_verdict try_from(struct sb_edge *e, const char *peer,
 
 	memset(adm, 0, sizeof(*adm));
 	v = sb_edge_upgrade(e, &u, draining, &client, adm);
+	/* the client is named whatever the verdict: a refusal is logged
+	 * with it */
+	CHECK(sb_addr_equal(&client, &u.peer));
 	if (v == SB_EDGE_OK) {
 		CHECK(adm->admitted);
-		CHECK(sb_addr_equal(&client, &u.peer));
 	} else {
-		/* a refusal leaves both as they were */
+		/* a refusal leaves the admission as it was */
 		CHECK(!adm->admitted);
 		CHECK(adm->key == NULL);
-		CHECK_EQ_INT(client.family, 99);
 	}
 	return v;
 }
@@ -235,9 +236,9 @@ static void test_per_ip_cap(void)
 	CHECK(a1.key != NULL);
 	CHECK_EQ_STR(a1.key, "192.0.2.1");
 	CHECK_EQ_INT(try_from(e, "192.0.2.1:5000", NULL, false, &a2), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	/* an IPv4 client of a dual-stack listener is the same address */
-	CHECK_EQ_INT(try_from(e, "::ffff:192.0.2.1", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "::ffff:192.0.2.1", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	/* a refusal by address takes no place under the global count */
 	CHECK_EQ_INT(sb_edge_admitted(e), 2);
 	CHECK_EQ_INT(try_from(e, "192.0.2.2", NULL, false, &b1), SB_EDGE_OK);
@@ -247,13 +248,13 @@ static void test_per_ip_cap(void)
 	sb_edge_release(e, &a1);
 	CHECK(a1.key == NULL);
 	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a1), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a1), SB_EDGE_FULL_ADDR);
 	/* an address released to zero starts again from zero */
 	sb_edge_release(e, &a2);
 	sb_edge_release(e, &a3);
 	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a1), SB_EDGE_OK);
 	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a2), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	sb_edge_release(e, &a1);
 	sb_edge_release(e, &a2);
 	sb_edge_release(e, &b1);
@@ -263,7 +264,7 @@ static void test_per_ip_cap(void)
 	cfg.max_connections = 3;
 	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a1), SB_EDGE_OK);
 	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a2), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "192.0.2.1", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	CHECK_EQ_INT(try_from(e, "192.0.2.2", NULL, false, &b1), SB_EDGE_OK);
 	CHECK_EQ_INT(try_from(e, "192.0.2.3", NULL, false, &c1), SB_EDGE_FULL);
 	CHECK_EQ_INT(sb_edge_admitted(e), 3);
@@ -288,11 +289,11 @@ static void test_ipv6_per_64(void)
 	CHECK_EQ_INT(try_from(e, "2001:db8:1:2::1", NULL, false, &a1), SB_EDGE_OK);
 	CHECK_EQ_STR(a1.key, "2001:db8:1:2::/64");
 	CHECK_EQ_INT(try_from(e, "[2001:db8:1:2:ffff:ffff:ffff:fffe]:443", NULL, false, &a2), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "2001:db8:1:2::3", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "2001:db8:1:2::3", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	/* the next /64 is another subscriber */
 	CHECK_EQ_INT(try_from(e, "2001:db8:1:3::1", NULL, false, &b1), SB_EDGE_OK);
 	CHECK_EQ_INT(try_from(e, "2001:db8:1:3::2", NULL, false, &b2), SB_EDGE_OK);
-	CHECK_EQ_INT(try_from(e, "2001:db8:1:3::3", NULL, false, &a3), SB_EDGE_FULL);
+	CHECK_EQ_INT(try_from(e, "2001:db8:1:3::3", NULL, false, &a3), SB_EDGE_FULL_ADDR);
 	sb_edge_release(e, &a2);
 	CHECK_EQ_INT(try_from(e, "2001:db8:1:2::3", NULL, false, &a3), SB_EDGE_OK);
 	sb_edge_release(e, &a1);
@@ -313,7 +314,7 @@ static void test_ipv6_per_64(void)
 		CHECK_EQ_INT(sb_edge_upgrade(e, &u, false, &client, &u1), SB_EDGE_OK);
 		CHECK_EQ_INT(sb_edge_upgrade(e, &u, false, &client, &u2), SB_EDGE_OK);
 		memset(&a1, 0, sizeof(a1));
-		CHECK_EQ_INT(sb_edge_upgrade(e, &u, false, &client, &a1), SB_EDGE_FULL);
+		CHECK_EQ_INT(sb_edge_upgrade(e, &u, false, &client, &a1), SB_EDGE_FULL_ADDR);
 		sb_edge_release(e, &u1);
 		sb_edge_release(e, &u2);
 	}
@@ -444,8 +445,10 @@ static void test_trusted_proxies(void)
 		CHECK_EQ_INT(sb_edge_upgrade(e, &u1, false, &client, &a1), SB_EDGE_OK);
 		CHECK_EQ_STR(a1.key, "203.0.113.5");
 		CHECK_EQ_INT(sb_edge_upgrade(e, &u2, false, &client, &a2), SB_EDGE_OK);
-		CHECK_EQ_INT(sb_edge_upgrade(e, &u3, false, &client, &a3), SB_EDGE_FULL);
+		CHECK_EQ_INT(sb_edge_upgrade(e, &u3, false, &client, &a3), SB_EDGE_FULL_ADDR);
 		CHECK(!a3.admitted);
+		/* a refusal names the client behind the proxy too */
+		check_addr(&client, "203.0.113.5");
 		sb_edge_release(e, &a1);
 		CHECK_EQ_INT(sb_edge_upgrade(e, &u3, false, &client, &a3), SB_EDGE_OK);
 		check_addr(&client, "203.0.113.5");
@@ -513,7 +516,7 @@ static void *admit_and_release(void *arg)
 				CHECK(atomic_fetch_add(&held_by_addr[a], 1) < CAP_PER_IP);
 				atomic_fetch_add(&oks, 1);
 			} else {
-				CHECK_EQ_INT(v, SB_EDGE_FULL);
+				CHECK(v == SB_EDGE_FULL || v == SB_EDGE_FULL_ADDR);
 				CHECK(!adm[k].admitted);
 				atomic_fetch_add(&fulls, 1);
 			}
@@ -558,7 +561,7 @@ static void test_threads(void)
 
 		for (int i = 0; i <= CAP_PER_IP; i++)
 			CHECK_EQ_INT(try_from(shared_edge, "2001:db8:0::1", NULL, false, &adm[i]),
-				     i < CAP_PER_IP ? SB_EDGE_OK : SB_EDGE_FULL);
+				     i < CAP_PER_IP ? SB_EDGE_OK : SB_EDGE_FULL_ADDR);
 		for (int i = 0; i < CAP_PER_IP; i++)
 			sb_edge_release(shared_edge, &adm[i]);
 	}

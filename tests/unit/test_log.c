@@ -144,9 +144,53 @@ static void test_client_lines(void)
 	sb_log_set_clock(NULL);
 }
 
+/* The refusal line: its fields in text and JSON, the client's Origin
+ * quoted, and the same limit as every line clients cause. */
+static void test_refusal(void)
+{
+	struct sb_refusal r = { .client = "203.0.113.7", .status = 403,
+				.reason = "origin", .origin = "https://evil\"\n.example" };
+	struct sb_refusal t = { .client = "2001:db8::1", .status = 0,
+				.reason = "handshake_timeout" };
+	char *text;
+
+	sb_log_set_level(SB_LOG_INFO);
+	sb_log_set_clock(fake_clock);
+	fake_now = 5000 * SEC;	/* the bucket full again */
+	capture();
+	sb_log_refusal(&r);
+	sb_log_refusal(&t);
+	sb_log_set_json(1);
+	sb_log_refusal(&r);
+	sb_log_refusal(&t);
+	sb_log_set_json(0);
+	for (int i = 0; i < SB_LOG_CLIENT_BURST; i++)
+		sb_log_refusal(&t);
+	sb_log_set_level(SB_LOG_WARN);
+	sb_log_refusal(&t);	/* below the level: nothing, and not counted */
+	sb_log_set_level(SB_LOG_INFO);
+	sb_log_client_flush();
+	text = release();
+
+	CHECK(strstr(text, " info [main] refused: client=203.0.113.7 status=403 "
+			   "reason=origin origin=\"https://evil\\\"\\u000a.example\"\n") != NULL);
+	CHECK(strstr(text, " info [main] refused: client=2001:db8::1 status=0 "
+			   "reason=handshake_timeout\n") != NULL);
+	CHECK(strstr(text, ",\"level\":\"info\",\"thread\":\"main\",\"msg\":\"refused\","
+			   "\"client\":\"203.0.113.7\",\"status\":403,\"reason\":\"origin\","
+			   "\"origin\":\"https://evil\\\"\\u000a.example\"}\n") != NULL);
+	CHECK(strstr(text, "\"msg\":\"refused\",\"client\":\"2001:db8::1\",\"status\":0,"
+			   "\"reason\":\"handshake_timeout\"}\n") != NULL);
+	/* 4 lines took 4 tokens: 16 more of the burst, then 4 suppressed */
+	CHECK_EQ_INT(count(text, "refused: client=2001:db8::1"), 1 + SB_LOG_CLIENT_BURST - 4);
+	CHECK(strstr(text, " warn [main] 4 log lines that clients caused were suppressed") != NULL);
+	sb_log_set_clock(NULL);
+}
+
 int main(void)
 {
 	RUN_TEST(test_bucket);
 	RUN_TEST(test_client_lines);
+	RUN_TEST(test_refusal);
 	return check_summary();
 }

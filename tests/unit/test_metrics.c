@@ -299,7 +299,8 @@ static void test_refused(void)
 	static const char *const reasons[] = {
 		"malformed", "method", "version", "h2", "uri_too_long",
 		"headers_too_large", "framing", "upgrade", "ws_version", "ws_key",
-		"ws_path",
+		"ws_path", "origin", "draining", "max_connections",
+		"max_connections_per_ip", "handshake_timeout",
 	};
 	static struct sb_stats a, b;
 	struct sb_stats *both[2] = { &a, &b };

@@ -607,6 +607,39 @@ static void test_answers(void)
 		CHECK(sb_req_reason_names[r] && *sb_req_reason_names[r]);
 	CHECK_EQ_STR(sb_req_reason_names[SB_REQ_H2], "h2");
 	CHECK_EQ_STR(sb_req_reason_names[SB_REQ_WS_PATH], "ws_path");
+	CHECK_EQ_STR(sb_req_reason_names[SB_REQ_TIMEOUT], "handshake_timeout");
+}
+
+/* The answers to refusals the transport decides (sb_req_answer): each its
+ * status line and its own one-line body. */
+static void test_transport_answers(void)
+{
+	static const struct {
+		int reason, status;
+		const char *line, *body;
+	} cases[] = {
+		{ SB_REQ_WS_PATH, 404, "HTTP/1.1 404 Not Found\r\n", "no WebSocket at this path\n" },
+		{ SB_REQ_ORIGIN, 403, "HTTP/1.1 403 Forbidden\r\n", "origin not allowed\n" },
+		{ SB_REQ_DRAINING, 503, "HTTP/1.1 503 Service Unavailable\r\n",
+		  "the server is shutting down\n" },
+		{ SB_REQ_MAX_CONN, 503, "HTTP/1.1 503 Service Unavailable\r\n",
+		  "too many connections\n" },
+		{ SB_REQ_MAX_CONN_IP, 503, "HTTP/1.1 503 Service Unavailable\r\n",
+		  "too many connections from this address\n" },
+	};
+	char out[SB_REQ_ANSWER_MAX], head[SB_REQ_ANSWER_MAX];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = sb_req_answer(cases[i].reason, cases[i].status, out, sizeof(out));
+		size_t blen = strlen(cases[i].body);
+
+		check_answer(out, n, (unsigned)cases[i].status, true, head, sizeof(head));
+		CHECK(!strncmp(out, cases[i].line, strlen(cases[i].line)));
+		CHECK(n > blen && !strcmp(out + n - blen, cases[i].body));
+		CHECK(strstr(head, "\r\nConnection: close\r\n") != NULL);
+		CHECK_EQ_SIZE(sb_req_answer(cases[i].reason, cases[i].status, out, n), 0);
+		CHECK_EQ_SIZE(sb_req_answer(cases[i].reason, cases[i].status, out, n + 1), n);
+	}
 }
 
 /* The header space asked of lws fits its field (an unsigned short). */
@@ -731,6 +764,7 @@ int main(void)
 	RUN_TEST(test_websocket_version);
 	RUN_TEST(test_websocket_key);
 	RUN_TEST(test_answers);
+	RUN_TEST(test_transport_answers);
 	RUN_TEST(test_lws_space);
 	RUN_TEST(test_random_mutations);
 	RUN_TEST(test_random_bytes);
