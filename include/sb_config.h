@@ -90,6 +90,11 @@ int sb_config_env_unknown(char *const *envp,
  * together.  0, or -EINVAL with a reason in msg.  After env and parse. */
 int sb_config_check(const struct sb_config *cfg, char *msg, size_t msglen);
 
+/* Writes what an operator needs to know of cfg in one line, for the log
+ * at start: "1 worker, TLS off, Origin any, limits: connections
+ * unlimited, ...".  Cut to fit cap (>= 1). */
+void sb_config_describe(const struct sb_config *cfg, char *out, size_t cap);
+
 /* The --help text. */
 extern const char sb_config_usage[];
 

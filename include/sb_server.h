@@ -41,6 +41,8 @@ struct sb_server {
 	struct sb_acceptor *acceptor;
 	int listen_fd;
 	char listen_name[INET6_ADDRSTRLEN + 16];	/* "[::]:8080" */
+	char url[96];			/* "http://localhost:8080/" */
+	char web_said[4300];		/* the web root, for the log */
 	atomic_bool draining;		/* set once, by main, at shutdown */
 	atomic_ulong accept_pauses;	/* the acceptor's, for /metrics */
 	/* With TLS, lws would make a client TLS context per worker, loading

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -464,4 +465,63 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 			return -EINVAL;
 	}
 	return want;
+}
+
+/* ------------------------------------------------------------ summary */
+
+/* Appends to out[*n..cap), cut to fit. */
+static void put(char *out, size_t *n, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void put(char *out, size_t *n, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (*n + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(out + *n, cap - *n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		*n = (size_t)w < cap - *n ? *n + (size_t)w : cap - 1;
+}
+
+/* A count, 0 meaning none: "unlimited". */
+static void put_cap(char *out, size_t *n, size_t cap, const char *what, unsigned v)
+{
+	if (v)
+		put(out, n, cap, "%s %u", what, v);
+	else
+		put(out, n, cap, "%s unlimited", what);
+}
+
+void sb_config_describe(const struct sb_config *cfg, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	put(out, &n, cap, "%d worker%s, TLS %s, Origin", cfg->workers,
+	    cfg->workers == 1 ? "" : "s", cfg->tls_cert[0] ? "on" : "off");
+	if (!cfg->norigins)
+		put(out, &n, cap, " any");
+	for (int i = 0; i < cfg->norigins; i++)
+		put(out, &n, cap, " %s", cfg->origins[i]);
+	put_cap(out, &n, cap, ", limits: connections", cfg->max_connections);
+	put_cap(out, &n, cap, ", per address", cfg->max_connections_per_ip);
+	put_cap(out, &n, cap, ", peers per room", cfg->max_room_peers);
+	put(out, &n, cap, ", message %zu B, field %zu B, backlog %zu B", cfg->max_message,
+	    cfg->max_field, cfg->max_backlog);
+	if (cfg->rate > 0)
+		put(out, &n, cap, ", rate %g/s", cfg->rate);
+	else
+		put(out, &n, cap, ", rate off");
+	if (cfg->heartbeat > 0)
+		put(out, &n, cap, ", heartbeat %g s", cfg->heartbeat);
+	else
+		put(out, &n, cap, ", heartbeat off");
+	put(out, &n, cap, ", handshake %d s", cfg->handshake_timeout);
+	if (cfg->ntrusted)
+		put(out, &n, cap, ", %d trusted prox%s", cfg->ntrusted,
+		    cfg->ntrusted == 1 ? "y" : "ies");
 }

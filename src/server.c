@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +46,8 @@ static int raise_fd_limit(void)
 	return rl.rlim_cur > 1000000 ? 1000000 : (int)rl.rlim_cur;
 }
 
-/* Opens, binds and listens; fills listen_name.  Returns the socket or a
- * negative errno, logged. */
+/* Opens, binds and listens; fills listen_name and url.  Returns the socket
+ * or a negative errno, logged. */
 static int open_listener(struct sb_server *srv)
 {
 	const struct sb_config *cfg = &srv->cfg;
@@ -53,6 +55,7 @@ static int open_listener(struct sb_server *srv)
 	socklen_t sl;
 	char host[INET6_ADDRSTRLEN];
 	int fd, one = 1, zero = 0, err;
+	bool any;
 
 	memset(&ss, 0, sizeof(ss));
 	{
@@ -114,13 +117,19 @@ static int open_listener(struct sb_server *srv)
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 		snprintf(srv->listen_name, sizeof(srv->listen_name), "[%s]:%u", host,
 			 ntohs(s6->sin6_port));
+		any = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		snprintf(srv->listen_name, sizeof(srv->listen_name), "%s:%u", host,
 			 ntohs(s4->sin_port));
+		any = s4->sin_addr.s_addr == htonl(INADDR_ANY);
 	}
+	/* the address to open: on every interface, this machine's name */
+	snprintf(srv->url, sizeof(srv->url), "%s://%s%s/",
+		 cfg->tls_cert[0] ? "https" : "http", any ? "localhost:" : "",
+		 any ? strrchr(srv->listen_name, ':') + 1 : srv->listen_name);
 	return fd;
 }
 
@@ -155,6 +164,7 @@ static int load_web_root(struct sb_server *srv, const struct sb_config *cfg)
 	const char *dir = cfg->web_root[0] ? cfg->web_root :
 			  default_web_root(where, sizeof(where));
 
+	snprintf(srv->web_said, sizeof(srv->web_said), "none");
 	if (!strcmp(dir, "none"))
 		return 0;
 	srv->web = sb_webroot_load(dir, err, sizeof(err));
@@ -166,8 +176,8 @@ static int load_web_root(struct sb_server *srv, const struct sb_config *cfg)
 		sb_log(SB_LOG_INFO, 0, "no web root (%s): / answers 404", err);
 		return 0;
 	}
-	sb_log(SB_LOG_INFO, 0, "serving %zu files from %s", sb_webroot_count(srv->web),
-	       dir);
+	snprintf(srv->web_said, sizeof(srv->web_said), "%s (%zu files)", dir,
+		 sb_webroot_count(srv->web));
 	return 0;
 }
 
@@ -183,6 +193,78 @@ static bool readable(const char *file, const char *option)
 	}
 	fclose(f);
 	return true;
+}
+
+/* OpenSSL's reason for a failure, for a log line: the first in its queue,
+ * the one closest to the cause.  The queue is emptied. */
+static const char *ssl_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_error();
+
+	if (!e)
+		snprintf(buf, len, "no reason given");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/* A key with a passphrase is refused, not asked about on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return 0;
+}
+
+/* --tls-cert and --tls-key load and belong together: each fault said in
+ * one line here, before lws would say it in several.  An expired
+ * certificate is served (the operator may be renewing it) with a warning. */
+static bool tls_files_fit(const struct sb_config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char why[256];
+	bool ok = false;
+	X509 *x;
+
+	if (!ctx) {
+		sb_log(SB_LOG_ERROR, 0, "cannot check the TLS files: %s",
+		       ssl_reason(why, sizeof(why)));
+		return false;
+	}
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+		sb_log(SB_LOG_ERROR, 0, "--tls-cert %s is not a PEM certificate "
+		       "chain (%s)", cfg->tls_cert, ssl_reason(why, sizeof(why)));
+	} else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
+					       SSL_FILETYPE_PEM) != 1) {
+		ssl_reason(why, sizeof(why));
+		if (strstr(why, "key values mismatch"))
+			sb_log(SB_LOG_ERROR, 0, "--tls-key %s is not the key of "
+			       "--tls-cert %s: give the private key the certificate "
+			       "was made for", cfg->tls_key, cfg->tls_cert);
+		else
+			sb_log(SB_LOG_ERROR, 0, "--tls-key %s is not a PEM private "
+			       "key without a passphrase (%s)", cfg->tls_key, why);
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+		sb_log(SB_LOG_ERROR, 0, "--tls-key %s is not the key of --tls-cert "
+		       "%s: give the private key the certificate was made for",
+		       cfg->tls_key, cfg->tls_cert);
+		ERR_clear_error();
+	} else {
+		ok = true;
+		x = SSL_CTX_get0_certificate(ctx);
+		if (x && X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+			sb_log(SB_LOG_WARN, 0, "--tls-cert %s has expired: browsers "
+			       "will refuse it", cfg->tls_cert);
+		else if (x && X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
+			sb_log(SB_LOG_WARN, 0, "--tls-cert %s is not valid yet: "
+			       "browsers will refuse it", cfg->tls_cert);
+	}
+	SSL_CTX_free(ctx);
+	return ok;
 }
 
 static void worker_drained(void *arg)
@@ -222,6 +304,8 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	if (cfg->tls_cert[0] && (!readable(cfg->tls_cert, "--tls-cert") ||
 				 !readable(cfg->tls_key, "--tls-key")))
 		return -ENOENT;
+	if (cfg->tls_cert[0] && !tls_files_fit(cfg))
+		return -EINVAL;
 	if (cfg->tls_cert[0]) {
 		srv->tls_client_ctx = SSL_CTX_new(TLS_client_method());
 		if (!srv->tls_client_ctx)
@@ -275,8 +359,13 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 					  &srv->accept_pauses);
 	if (!srv->acceptor)
 		return -ENOMEM;
-	sb_log(SB_LOG_INFO, 0, "listening on %s with %d workers", srv->listen_name,
-	       srv->nworkers);
+	{
+		char what[1024 + SB_ORIGINS_MAX * SB_ORIGIN_MAX];
+
+		sb_config_describe(&srv->cfg, what, sizeof(what));
+		sb_log(SB_LOG_INFO, 0, "ready at %s: %s; web root %s", srv->url, what,
+		       srv->web_said);
+	}
 	return 0;
 }
 

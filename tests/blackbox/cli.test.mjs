@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { connect } from './lib/client.mjs';
-import { T, httpGet, runServer, startServer } from './lib/harness.mjs';
+import { T, httpGet, runServer, startServer, waitFor } from './lib/harness.mjs';
 
 async function ipv6Available() {
   return new Promise((resolve) => {
@@ -100,6 +100,51 @@ test('an unknown SWITCHBOARD_ variable is named in a warning, with the option it
   assert.doesNotMatch(err, /unknown environment variable SWITCHBOARD_(PORT|BIN)\b/);
   // and it is ignored: the server runs on its defaults otherwise
   assert.equal((await httpGet(srv, '/healthz')).status, 200);
+});
+
+function isReference() {
+  return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
+}
+
+describe('the ready line', () => {
+  // The text after "ready at " in the log (standard error, a pipe of its
+  // own: it may arrive after the listening line on standard output).
+  async function ready(srv) {
+    const m = await waitFor(() => / info \[main\] ready at (.*)\n/.exec(srv.stderr()), T(5000),
+      'the ready line');
+    return m[1];
+  }
+
+  test('on the defaults: the URL to open on this machine, the workers, TLS, Origin, limits, web root', async (t) => {
+    if (isReference()) return t.skip('the reference has no ready line');
+    const srv = await startServer(['--port', '0', '--workers', '1'], { t, raw: true });
+    assert.match(await ready(srv), new RegExp(`^http://localhost:${srv.port}/: 1 worker, TLS off, Origin any, `
+      + 'limits: connections unlimited, per address unlimited, peers per room unlimited, '
+      + 'message 65536 B, field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s; '
+      + 'web root /.*web \\(\\d+ files\\)$'));
+  });
+
+  test('a bound address, the limits set, an Origin list and no web root', async (t) => {
+    if (isReference()) return t.skip('the reference has no such options');
+    const srv = await startServer(['--workers', '3', '--allowed-origin', 'https://a.example',
+      '--allowed-origin', 'null', '--max-connections', '100', '--max-connections-per-ip', '5',
+      '--max-room-peers', '4', '--max-message', '4096', '--max-field', '64', '--max-backlog', '200000',
+      '--rate', '10', '--heartbeat', '0', '--handshake-timeout', '7', '--trusted-proxy', '10.0.0.0/8',
+      '--web-root', 'none'], { t });
+    assert.equal(await ready(srv), `http://127.0.0.1:${srv.port}/: 3 workers, TLS off, `
+      + 'Origin https://a.example null, limits: connections 100, per address 5, peers per room 4, '
+      + 'message 4096 B, field 64 B, backlog 200000 B, rate 10/s, heartbeat off, handshake 7 s, '
+      + '1 trusted proxy; web root none');
+  });
+
+  test('in JSON, the same words', async (t) => {
+    if (isReference()) return t.skip('the reference has no ready line');
+    const srv = await startServer(['--log-format', 'json', '--workers', '2'], { t });
+    const line = await waitFor(() => srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .find((o) => o.msg.startsWith('ready at ')), T(5000), 'the ready line');
+    assert.match(line.msg, new RegExp(`^ready at http://127\\.0\\.0\\.1:${srv.port}/: 2 workers, TLS off, Origin any, `));
+    assert.equal(line.level, 'info');
+  });
 });
 
 describe('listening', () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect, joined } from './lib/client.mjs';
-import { T, httpGet, sleep, startServer, withTimeout } from './lib/harness.mjs';
+import { T, httpGet, sleep, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { parsePrometheus } from './lib/metrics.mjs';
 import { HttpConn, rawConnect } from './lib/rawws.mjs';
 
@@ -111,6 +111,14 @@ test('SIGTERM while a peer that never reads keeps the server draining', async (t
   await check('a WebSocket upgrade on a connection opened before the signal answers 503', async () => {
     const res = await upgrade.upgrade('/');
     assert.equal(res.status, 503);
+    assert.equal(res.body, 'the server is shutting down\n');
+    assert.match(res.headers['content-type'] || '', /^text\/plain/);
+  });
+  await check('the refused upgrade is counted and logged', async () => {
+    const res = await metrics.get('/metrics');
+    assert.equal(parsePrometheus(res.body).get('switchboard_http_refused_total', { reason: 'draining' }), 1);
+    await waitFor(() => /refused: client=127\.0\.0\.1 status=503 reason=draining\n/.test(srv.stderr()),
+      T(3000), 'the refusal line');
   });
   await check('/metrics still answers while draining and counts the shutdown close', async () => {
     let m;

@@ -1,14 +1,17 @@
 // Limits at the edge: --allowed-origin (403 for an Origin not listed) and
 // --max-connections / --max-connections-per-ip (503 over the limit); a
-// refused upgrade changes nothing else.  --trusted-proxy: whose
-// X-Forwarded-For and X-Real-IP name the client, in the access log and for
-// the per-address limit.
+// refused upgrade changes nothing else, and leaves a short plain-text
+// answer, a log line with the client and the reason (rate-limited) and a
+// counter by reason.  --trusted-proxy: whose X-Forwarded-For and X-Real-IP
+// name the client, in the access log, the refusal lines and for the
+// per-address limit.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { connect, joined, upgradeStatus } from './lib/client.mjs';
-import { T, startServer, waitFor } from './lib/harness.mjs';
+import { T, sleep, startServer, waitFor } from './lib/harness.mjs';
 import { getMetrics } from './lib/metrics.mjs';
+import { HttpConn } from './lib/rawws.mjs';
 
 function isReference() {
   return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
@@ -141,5 +144,128 @@ describe('--trusted-proxy', () => {
     await connect(srv.url, { t, headers: { 'X-Forwarded-For': '2001:db8:1:2::1' } });
     assert.equal(await upgradeStatus(srv.url, { 'X-Forwarded-For': '2001:db8:1:2:ffff::7' }), 503);
     assert.equal(await upgradeStatus(srv.url, { 'X-Forwarded-For': '2001:db8:1:3::1' }), 101);
+  });
+});
+
+// The log lines (--log-format json) that say a request was refused.
+function refusedLines(srv) {
+  return srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    .filter((o) => o.msg === 'refused');
+}
+
+// An upgrade on a fresh connection with these headers: the answer, once
+// the server has closed the connection after it.
+async function refuse(srv, { t, path = '/', headers = {} } = {}) {
+  const conn = await HttpConn.open(srv, { t, host: '127.0.0.1' });
+  try {
+    const res = await conn.upgrade(path, undefined, headers);
+    await conn.waitClosed();
+    return res;
+  } finally {
+    conn.destroy();
+  }
+}
+
+// What every refused upgrade answers: status, a plain-text body of ours
+// with its exact length, and Connection: close.
+function checkAnswer(res, status, body) {
+  assert.equal(res.status, status);
+  assert.equal(res.body, body);
+  assert.match(res.headers['content-type'] || '', /^text\/plain/);
+  assert.equal(Number(res.headers['content-length']), Buffer.byteLength(body));
+  assert.match(res.headers.connection || '', /\bclose\b/i);
+}
+
+const refusedCount = (m, reason) => m.get('switchboard_http_refused_total', { reason });
+
+describe('what a refused upgrade leaves', () => {
+  test('Origin: 403 with our body, a line naming the client and the Origin, a counter', async (t) => {
+    if (isReference()) return t.skip('the reference has no --allowed-origin');
+    const srv = await startServer(['--log-format', 'json', '--allowed-origin', 'https://app.example'], { t });
+    checkAnswer(await refuse(srv, { t, headers: { Origin: 'https://evil.example' } }), 403, 'origin not allowed\n');
+    checkAnswer(await refuse(srv, { t }), 403, 'origin not allowed\n');
+    const lines = await waitFor(() => { const l = refusedLines(srv); return l.length >= 2 && l; },
+      T(5000), 'two refusal lines');
+    assert.deepEqual(lines.map(({ client, status, reason, origin }) => ({ client, status, reason, origin })), [
+      { client: '127.0.0.1', status: 403, reason: 'origin', origin: 'https://evil.example' },
+      { client: '127.0.0.1', status: 403, reason: 'origin', origin: undefined },	// none sent
+    ]);
+    assert.equal(lines[0].level, 'info');
+    const m = await getMetrics(srv);
+    assert.equal(refusedCount(m, 'origin'), 2);
+    assert.equal(refusedCount(m, 'max_connections'), 0);
+    // an allowed one is not counted
+    assert.equal(await upgradeStatus(srv.url, { Origin: 'https://app.example' }), 101);
+    assert.equal(refusedCount(await getMetrics(srv), 'origin'), 2);
+  });
+
+  test('the text log line', async (t) => {
+    if (isReference()) return t.skip('the reference has no --allowed-origin');
+    const srv = await startServer(['--allowed-origin', 'https://app.example'], { t });
+    await refuse(srv, { t, headers: { Origin: 'https://evil.example' } });
+    await waitFor(() => /refused: client=127\.0\.0\.1 status=403 reason=origin origin="https:\/\/evil\.example"\n/
+      .test(srv.stderr()), T(5000), 'the text refusal line');
+  });
+
+  test('the caps: 503 with a body that says which, a line and a counter each', async (t) => {
+    if (isReference()) return t.skip('the reference has no --max-connections');
+    const srv = await startServer(['--log-format', 'json', '--max-connections', '2',
+      '--max-connections-per-ip', '1', '--trusted-proxy', '127.0.0.1'], { t });
+    await connect(srv.url, { t, headers: { 'X-Forwarded-For': '198.51.100.1' } });
+    checkAnswer(await refuse(srv, { t, headers: { 'X-Forwarded-For': '198.51.100.1' } }), 503,
+      'too many connections from this address\n');
+    await connect(srv.url, { t, headers: { 'X-Forwarded-For': '198.51.100.2' } });
+    checkAnswer(await refuse(srv, { t, headers: { 'X-Forwarded-For': '198.51.100.3' } }), 503,
+      'too many connections\n');
+    const lines = await waitFor(() => { const l = refusedLines(srv); return l.length >= 2 && l; },
+      T(5000), 'two refusal lines');
+    // the client behind the trusted proxy is named
+    assert.deepEqual(lines.map(({ client, status, reason }) => ({ client, status, reason })), [
+      { client: '198.51.100.1', status: 503, reason: 'max_connections_per_ip' },
+      { client: '198.51.100.3', status: 503, reason: 'max_connections' },
+    ]);
+    const m = await getMetrics(srv);
+    assert.equal(refusedCount(m, 'max_connections_per_ip'), 1);
+    assert.equal(refusedCount(m, 'max_connections'), 1);
+    assert.equal(m.get('switchboard_connections'), 2);
+  });
+
+  test('an upgrade on /healthz: 404 with our body, a line and a counter', async (t) => {
+    if (isReference()) return t.skip('the reference serves its own 404');
+    const srv = await startServer(['--log-format', 'json'], { t });
+    checkAnswer(await refuse(srv, { t, path: '/healthz' }), 404, 'no WebSocket at this path\n');
+    const [line] = await waitFor(() => { const l = refusedLines(srv); return l.length >= 1 && l; },
+      T(5000), 'a refusal line');
+    assert.equal(line.reason, 'ws_path');
+    assert.equal(line.status, 404);
+    assert.equal(refusedCount(await getMetrics(srv), 'ws_path'), 1);
+  });
+
+  test('a flood of refusals is counted whole and logged within the limit', async (t) => {
+    if (isReference()) return t.skip('the reference has no --allowed-origin');
+    const srv = await startServer(['--log-format', 'json', '--allowed-origin', 'https://app.example'], { t });
+    const N = 60;
+    const started = Date.now();
+    await Promise.all(Array.from({ length: N }, () =>
+      refuse(srv, { t, headers: { Origin: 'https://evil.example' } })));
+    const took = (Date.now() - started) / 1000;
+    assert.equal(refusedCount(await getMetrics(srv), 'origin'), N);
+    // 20 at once, then one a second
+    await waitFor(() => refusedLines(srv).length >= 20, T(5000), '20 refusal lines');
+    const logged = refusedLines(srv).length;
+    assert.ok(logged >= 20 && logged <= 20 + Math.ceil(took) + 1, `${logged} lines in ${took} s`);
+    // once the bucket has a token again, the next line comes after the count
+    // of those suppressed: together, every refusal
+    await sleep(1100);
+    await refuse(srv, { t, headers: { Origin: 'https://evil.example' } });
+    const all = await waitFor(() => {
+      const objs = srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      return objs.filter((o) => o.msg === 'refused').length > logged && objs;
+    }, T(5000), 'the line after the pause');
+    const suppressed = all.map((o) => /^(\d+) log lines that clients caused were suppressed/.exec(o.msg))
+      .filter(Boolean).reduce((n, m) => n + Number(m[1]), 0);
+    const lines = all.filter((o) => o.msg === 'refused').length;
+    assert.ok(suppressed > 0);
+    assert.equal(lines + suppressed, N + 1);
   });
 });

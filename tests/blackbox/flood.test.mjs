@@ -1,7 +1,8 @@
 // Slow and half-open connections: a connection has --handshake-timeout to
-// send its request, however slowly it drips it in; upgraded connections are
-// not affected; and a flood of such connections does not stop the server
-// from serving everyone else meanwhile.
+// send its request, however slowly it drips it in, and one cut off is
+// logged and counted; upgraded connections and answered requests are not
+// affected; and a flood of such connections does not stop the server from
+// serving everyone else meanwhile.
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -59,13 +60,18 @@ const SLOW_REQUEST = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnect
   'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
   `X-Padding: ${'p'.repeat(400)}\r\n\r\n`;
 
-test('a silent connection is closed after --handshake-timeout', async (t) => {
+const timeouts = (m) => m.get('switchboard_http_refused_total', { reason: 'handshake_timeout' });
+
+test('a silent connection is closed after --handshake-timeout, logged and counted', async (t) => {
   if (isReference()) return t.skip('the reference has no --handshake-timeout');
   const srv = await startServer(['--handshake-timeout', '1'], { t });
   const c = await openRaw(srv);
   const { after, answered } = await withTimeout(c.ended, T(5000), 'the server to close a silent connection');
   assert.ok(after >= 900, `closed after ${after} ms, before the timeout`);
   assert.equal(answered, '', 'nothing is answered to a request never sent');
+  await waitFor(() => /refused: client=127\.0\.0\.1 status=0 reason=handshake_timeout\n/.test(srv.stderr()),
+    T(5000), 'the refusal line');
+  assert.equal(timeouts(await getMetrics(srv)), 1);
 });
 
 test('a request dripped in byte by byte is cut off at the same deadline', async (t) => {
@@ -76,6 +82,7 @@ test('a request dripped in byte by byte is cut off at the same deadline', async 
   const { after, answered } = await withTimeout(c.ended, T(5000), 'the server to close a slow sender');
   assert.ok(after >= 900, `closed after ${after} ms`);
   assert.doesNotMatch(answered, /101 Switching Protocols/);
+  assert.equal(timeouts(await getMetrics(srv)), 1);
 });
 
 test('upgraded connections and quick requests are not affected by the timeout', async (t) => {
@@ -83,10 +90,14 @@ test('upgraded connections and quick requests are not affected by the timeout', 
   const srv = await startServer(['--handshake-timeout', '1', '--heartbeat', '0'], { t });
   const a = await joined(srv.url, 'a', { t, room: 'h' });
   const b = await joined(srv.url, 'b', { t, room: 'h' });
+  assert.equal((await httpGet(srv, '/healthz')).status, 200);
   await sleep(2500);	// idle for longer than the timeout
   a.send({ type: 'message', payload: { still: 'here' } });
   assert.deepEqual((await b.next('message')).payload, { id: 'a', nick: '', still: 'here' });
   assert.equal((await httpGet(srv, '/healthz')).status, 200);
+  // none of those was cut off by the timer
+  assert.equal(timeouts(await getMetrics(srv)), 0);
+  assert.doesNotMatch(srv.stderr(), /reason=handshake_timeout/);
 });
 
 test('a flood of half-open and slow connections: others are served meanwhile, then the flood is closed', async (t) => {
@@ -123,6 +134,7 @@ test('a flood of half-open and slow connections: others are served meanwhile, th
   const ends = await withTimeout(Promise.all(flood.map((c) => c.ended)), T(10000),
     'the server to close the whole flood');
   for (const e of ends) assert.ok(!/HTTP\/1\.1 101/.test(e.answered), 'no slow upgrade got through');
+  assert.equal(timeouts(await getMetrics(srv)), SILENT + SLOW, 'each was cut off by the timer');
   await waitForMetrics(srv, (m) => m.get('process_open_fds') <= base + 2 + 2,
     'the flood\'s descriptors back', T(5000));
   // and the connections made meanwhile are untouched

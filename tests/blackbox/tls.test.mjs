@@ -2,18 +2,19 @@
 // here: wss:// and https:// work as their plain forms do, the frame guard
 // and UTF-8 checks answer as on plain TCP, pipelined and bursty input
 // arrives whole and in order, a client that does not speak TLS harms
-// nobody, and the options are checked at start.
+// nobody, a handshake never finished is cut off, logged and counted, and
+// the options and files are checked at start, each fault in one line.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, isJoinOf, joined } from './lib/client.mjs';
-import { T, httpGet, runServer, startServer, withTimeout } from './lib/harness.mjs';
+import { T, httpGet, runServer, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { parsePrometheus } from './lib/metrics.mjs';
 import { OP, encodeFrame, rawConnect } from './lib/rawws.mjs';
 
@@ -112,6 +113,11 @@ describe('slow handshakes over TLS', () => {
     assert.ok(secured >= 900, `silent TLS closed after ${secured} ms`);
     const a = await joined(srv.wss, 'a', { t, options: trustAny });
     await a.ping();
+    // both were cut off by the handshake timer, logged and counted
+    const m = parsePrometheus((await httpsGet(srv, '/metrics')).body);
+    assert.equal(m.get('switchboard_http_refused_total', { reason: 'handshake_timeout' }), 2);
+    await waitFor(() => (srv.stderr().match(/refused: client=127\.0\.0\.1 status=0 reason=handshake_timeout\n/g)
+      || []).length === 2, T(5000), 'two refusal lines');
   });
 });
 
@@ -170,17 +176,68 @@ describe('--tls-cert and --tls-key at start', () => {
     assert.equal(r2.code, 2);
   });
 
-  test('a file that cannot be read, or is not PEM: exit 1 saying which', async (t) => {
+  // The error lines of a start that failed: exactly one, and no lws lines.
+  function oneError(r) {
+    const errors = r.stderr.split('\n').filter((l) => / error /.test(l));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /lws:/);
+    return errors[0];
+  }
+
+  test('a file that cannot be read, or is not PEM: exit 1 with one line saying which', async (t) => {
     if (isReference()) return t.skip('the reference has no TLS');
     const missing = path.join(dir, 'missing.pem');
     const r1 = await runServer(['--port', '0', '--bind', '127.0.0.1', '--tls-cert', missing, '--tls-key', key]);
     assert.equal(r1.code, 1);
-    assert.match(r1.stderr, /--tls-cert .*missing\.pem.*No such file/);
+    assert.match(oneError(r1), /--tls-cert .*missing\.pem.*No such file/);
     const junk = path.join(dir, 'junk.pem');
     writeFileSync(junk, 'not a certificate\n');
     const r2 = await runServer(['--port', '0', '--bind', '127.0.0.1', '--tls-cert', junk, '--tls-key', key]);
     assert.equal(r2.code, 1);
-    assert.match(r2.stderr, /--tls-cert and --tls-key/);
+    assert.match(oneError(r2), /--tls-cert .*junk\.pem is not a PEM certificate chain \(.*no start line\)/);
+    const r3 = await runServer(['--port', '0', '--bind', '127.0.0.1', '--tls-cert', cert, '--tls-key', junk]);
+    assert.equal(r3.code, 1);
+    assert.match(oneError(r3), /--tls-key .*junk\.pem is not a PEM private key without a passphrase/);
+  });
+
+  test('a key that is not the certificate\'s, or has a passphrase: exit 1 with one line', async (t) => {
+    if (isReference()) return t.skip('the reference has no TLS');
+    const otherKey = path.join(dir, 'other-key.pem');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-out', otherKey], { stdio: 'ignore' });
+    const r1 = await runServer(['--port', '0', '--bind', '127.0.0.1', '--tls-cert', cert, '--tls-key', otherKey]);
+    assert.equal(r1.code, 1);
+    assert.match(oneError(r1), /--tls-key .*other-key\.pem is not the key of --tls-cert .*cert\.pem/);
+    // never a prompt for the passphrase: refused at once
+    const locked = path.join(dir, 'locked-key.pem');
+    execFileSync('openssl', ['pkey', '-in', key, '-aes128', '-passout', 'pass:secret', '-out', locked],
+      { stdio: 'ignore' });
+    const r2 = await runServer(['--port', '0', '--bind', '127.0.0.1', '--tls-cert', cert, '--tls-key', locked]);
+    assert.equal(r2.code, 1);
+    assert.match(oneError(r2), /--tls-key .*locked-key\.pem is not a PEM private key without a passphrase/);
+  });
+
+  test('an expired certificate is served, with a warning', async (t) => {
+    if (isReference()) return t.skip('the reference has no TLS');
+    const old = path.join(dir, 'expired.pem');
+    const oldKey = path.join(dir, 'expired-key.pem');
+    // valid for one day in 2020: openssl ca signs it itself with those dates
+    const ca = path.join(dir, 'ca');
+    mkdirSync(ca);
+    writeFileSync(path.join(ca, 'index.txt'), '');
+    writeFileSync(path.join(ca, 'serial'), '01\n');
+    writeFileSync(path.join(ca, 'ca.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\n'
+      + 'new_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n');
+    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-subj', '/CN=localhost', '-keyout', oldKey, '-out', path.join(ca, 'req.csr')], { stdio: 'ignore' });
+    execFileSync('openssl', ['ca', '-batch', '-config', 'ca.cnf', '-selfsign', '-keyfile', oldKey,
+      '-in', 'req.csr', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-out', old],
+    { cwd: ca, stdio: 'ignore' });
+    const srv = await startServer(['--tls-cert', old, '--tls-key', oldKey], { t });
+    // standard error is a pipe of its own: it may come after the listening line
+    await waitFor(() => /ready at https:\/\/127\.0\.0\.1:\d+\/: .*TLS on/.test(srv.stderr()), T(5000),
+      'the ready line');
+    assert.match(srv.stderr(), / warn \[main\] --tls-cert .*expired\.pem has expired: browsers will refuse it\n/);
   });
 
   test('from the environment: SWITCHBOARD_TLS_CERT and SWITCHBOARD_TLS_KEY', async (t) => {

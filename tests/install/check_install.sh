@@ -137,10 +137,10 @@ check_binary() {
 	# The demo page, found beside the installed binary (--web-root's
 	# default), not in the source tree.
 	expect_200 "$port" / " (the installed demo page)"
-	if ! grep -q "serving $(echo $webfiles | wc -w) files from .*/switchboard/web" "$tmp/server.err" ||
-	   grep -q "serving .* from $src/web" "$tmp/server.err"; then
+	if ! grep -q "; web root .*/switchboard/web ($(echo $webfiles | wc -w) files)" "$tmp/server.err" ||
+	   grep -q "; web root $src/web " "$tmp/server.err"; then
 		fail "binary: it does not serve the installed web files:"
-		grep -i "web\|serving" "$tmp/server.err" || true
+		grep -i "web" "$tmp/server.err" || true
 	fi
 
 	kill -TERM "$server_pid" 2>/dev/null || true

@@ -733,6 +733,41 @@ static void test_env_long_items(void)
 	fake_env = NULL;
 }
 
+/* The summary logged at start: every part, singular and plural, and cut
+ * to fit a small buffer. */
+static void test_describe(void)
+{
+	struct sb_config cfg;
+	char out[1024], small[24];
+
+	sb_config_defaults(&cfg);
+	cfg.workers = 1;
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(out, "1 worker, TLS off, Origin any, limits: connections unlimited, "
+			  "per address unlimited, peers per room unlimited, message 65536 B, "
+			  "field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s");
+	cfg.workers = 4;
+	strcpy(cfg.tls_cert, "c.pem");
+	strcpy(cfg.origins[0], "https://a.example");
+	strcpy(cfg.origins[1], "null");
+	cfg.norigins = 2;
+	cfg.max_connections = 10;
+	cfg.max_connections_per_ip = 2;
+	cfg.max_room_peers = 8;
+	cfg.rate = 2.5;
+	cfg.heartbeat = 0;
+	cfg.ntrusted = 2;
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(out, "4 workers, TLS on, Origin https://a.example null, limits: "
+			  "connections 10, per address 2, peers per room 8, message 65536 B, "
+			  "field 128 B, backlog 1048576 B, rate 2.5/s, heartbeat off, handshake 10 s, "
+			  "2 trusted proxies");
+	sb_config_describe(&cfg, small, sizeof(small));
+	CHECK_EQ_STR(small, "4 workers, TLS on, Orig");
+	sb_config_describe(&cfg, small, 1);
+	CHECK_EQ_STR(small, "");
+}
+
 int main(void)
 {
 	RUN_TEST(test_defaults);
@@ -749,5 +784,6 @@ int main(void)
 	RUN_TEST(test_unknown_env);
 	RUN_TEST(test_trusted_proxies);
 	RUN_TEST(test_env_long_items);
+	RUN_TEST(test_describe);
 	return check_summary();
 }

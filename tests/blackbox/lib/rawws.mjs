@@ -503,10 +503,13 @@ export class HttpConn {
     return this.requestRaw(`${lines.join('\r\n')}\r\n\r\n`, timeout);
   }
 
-  // A WebSocket upgrade request on this connection; resolves with the response head.
-  upgrade(path = '/', timeout) {
+  // A WebSocket upgrade request on this connection, with `extra` header
+  // lines (Origin, ...); resolves with the response head.
+  upgrade(path = '/', timeout, extra = {}) {
     const key = randomBytes(16).toString('base64');
-    return this.get(path, { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': key, 'Sec-WebSocket-Version': '13' }, timeout);
+    return this.get(path, {
+      Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': key, 'Sec-WebSocket-Version': '13', ...extra,
+    }, timeout);
   }
 
   destroy() {
