@@ -1,6 +1,9 @@
 // The demo page: join a room, see and hear everyone in it, chat over data
 // channels. Everything it does with the server goes through
-// switchboard-client.js. `index.html?room=R&nick=N` joins at once.
+// switchboard-client.js. `index.html?room=R` fills in the room (the link a
+// page alone in its room offers to share); `index.html?room=R&nick=N` joins
+// at once. A join the server refuses, or a first connection that fails,
+// returns to the form with the reason.
 
 import { Mesh, SignalingClient } from './switchboard-client.js';
 
@@ -18,6 +21,7 @@ let client = null;
 let mesh = null;
 let localStream = null;
 let cameraNotice = ''; // why there is no local video, if there is none
+let known = null; // peer id -> name, as of the last join: null before it
 const tiles = new Map(); // peer id (or 'local') -> tile element
 
 function notice(text) {
@@ -70,6 +74,36 @@ function say(from, text, self = false) {
   li.scrollIntoView({ block: 'end' });
 }
 
+// A line in the chat from the page itself: who came, who went.
+function announce(text) {
+  const li = document.createElement('li');
+  li.className = 'system';
+  li.textContent = text;
+  $('#chat-log').append(li);
+  li.scrollIntoView({ block: 'end' });
+}
+
+function shareLink(room) {
+  return `${location.origin}${location.pathname}?room=${encodeURIComponent(room)}`;
+}
+
+// Alone in the room: say so, and offer the link that brings others in.
+function updateWaiting() {
+  const alone = !!client && client.state === 'joined' && client.peers.size === 0;
+  $('#waiting').hidden = !alone;
+  if (!alone) return;
+  const link = shareLink(client.room);
+  $('#share-link').href = link;
+  $('#share-link').textContent = link;
+  $('#copy-link').hidden = !navigator.clipboard;
+}
+
+function setBadge(state) {
+  const badge = $('#state');
+  badge.dataset.state = state;
+  badge.textContent = STATE_TEXT[state] || state;
+}
+
 function updateChat() {
   const open = mesh ? [...mesh.peers.values()].some((p) => p.channel.readyState === 'open') : false;
   $('#chat-input').disabled = !open;
@@ -104,12 +138,43 @@ async function join(room, nick) {
   mesh = new Mesh(client, { stream: localStream });
   window.demo = { client, mesh, localStream };
 
+  known = null;
   client.addEventListener('state', ({ detail }) => {
-    const badge = $('#state');
-    badge.dataset.state = detail.state;
-    badge.textContent = STATE_TEXT[detail.state] || detail.state;
+    setBadge(detail.state);
     if (detail.state === 'reconnecting') notice('The signaling server is unreachable; retrying. Calls already set up go on.');
     else if (detail.state === 'joined') notice(cameraNotice);
+    updateWaiting();
+  });
+  client.addEventListener('joined', ({ detail }) => {
+    const now = new Map(detail.peers.map((p) => [p.id, p.nick || p.id]));
+    if (known) {
+      // a rejoin after a drop: who came and went while we were away
+      for (const [id, name] of known) if (!now.has(id)) announce(`${name} left`);
+      for (const [id, name] of now) if (!known.has(id)) announce(`${name} joined`);
+    }
+    known = now;
+    updateWaiting();
+  });
+  client.addEventListener('peerjoined', ({ detail }) => {
+    if (known) known.set(detail.id, detail.nick || detail.id);
+    announce(`${detail.nick || detail.id} joined`);
+    updateWaiting();
+  });
+  client.addEventListener('peerleft', ({ detail }) => {
+    // our own connection dropped: whether they left, the rejoin will tell
+    if (detail.disconnected) return;
+    if (known) known.delete(detail.id);
+    announce(`${detail.nick || detail.id} left`);
+    updateWaiting();
+  });
+  client.addEventListener('refused', ({ detail }) => {
+    backToForm(`The server refused to let you into room "${room}": ${detail.message} (${detail.code}).`);
+  });
+  client.addEventListener('disconnected', ({ detail }) => {
+    if (known) return; // joined before: the client reconnects by itself
+    backToForm(detail.opened
+      ? `The connection to the server closed before the room could be joined (code ${detail.code}${detail.reason ? `: ${detail.reason}` : ''}).`
+      : 'Could not connect: the server refused the connection or is unreachable.');
   });
   client.addEventListener('error', ({ detail }) => {
     // a candidate or answer for a peer that has just left: nothing to say
@@ -141,7 +206,8 @@ async function join(room, nick) {
   $('#leave').hidden = false;
   $('#room').disabled = true;
   $('#nick').disabled = true;
-  history.replaceState(null, '', `?room=${encodeURIComponent(room)}${nick ? `&nick=${encodeURIComponent(nick)}` : ''}`);
+  // the address bar shows the link to share: the room, not who you are
+  history.replaceState(null, '', shareLink(room));
 }
 
 function leave() {
@@ -150,13 +216,23 @@ function leave() {
   if (localStream) for (const t of localStream.getTracks()) t.stop();
   for (const id of [...tiles.keys()]) removeTile(id);
   client = mesh = localStream = null;
+  known = null;
   cameraNotice = '';
   notice('');
+  setBadge('idle');
+  updateWaiting();
   $('#join').disabled = false;
   $('#leave').hidden = true;
   $('#room').disabled = false;
   $('#nick').disabled = false;
   updateChat();
+}
+
+// Not in the room after all: the form again, saying why.
+function backToForm(why) {
+  leave();
+  notice(why);
+  $('#room').focus();
 }
 
 $('#join-form').addEventListener('submit', (ev) => {
@@ -175,9 +251,21 @@ $('#chat-form').addEventListener('submit', (ev) => {
   }
 });
 
+$('#copy-link').addEventListener('click', async () => {
+  const button = $('#copy-link');
+  try {
+    await navigator.clipboard.writeText($('#share-link').href);
+    button.textContent = 'Copied';
+  } catch {
+    button.textContent = 'Copy failed: select the link';
+  }
+  setTimeout(() => { button.textContent = 'Copy link'; }, 2000);
+});
+
 const params = new URLSearchParams(location.search);
 if (params.get('room')) {
   $('#room').value = params.get('room');
   $('#nick').value = params.get('nick') || '';
-  join($('#room').value, $('#nick').value);
+  if (params.has('nick')) join($('#room').value, $('#nick').value);
+  else $('#nick').focus();
 }

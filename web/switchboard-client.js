@@ -40,7 +40,9 @@ function emit(target, type, detail) {
 //   signal       { type, from, nick, payload }  offer, answer or icecandidate
 //   message      { from, nick, payload }        an application message
 //   error        { code, message, ref }         the server refused a message
-//   disconnected { code, reason, willReconnect }
+//   refused      { code, message }              the server refused the join;
+//                                               the client is closed
+//   disconnected { code, reason, willReconnect, opened }
 export class SignalingClient extends EventTarget {
   constructor(url, {
     room = 'default', id = randomId(), nick = '',
@@ -78,6 +80,8 @@ export class SignalingClient extends EventTarget {
   connect() {
     if (this.state !== 'idle' && this.state !== 'closed') return;
     this.closing = false;
+    this.attempt = 0;
+    this.idTakenRetries = 0;
     this.open();
   }
 
@@ -89,12 +93,14 @@ export class SignalingClient extends EventTarget {
     try {
       ws = new this.WebSocket(this.url);
     } catch (err) {
-      this.dropped(1006, String(err && err.message ? err.message : err));
+      this.dropped(1006, String(err && err.message ? err.message : err), false);
       return;
     }
     this.ws = ws;
+    let opened = false; // a close before the open: refused or unreachable
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      opened = true;
       this.setState('joining');
       this.sendRaw({ type: 'join', id: this.id, nick: this.nick, room: this.room });
       this.startPinging();
@@ -111,7 +117,7 @@ export class SignalingClient extends EventTarget {
     };
     ws.onclose = (ev) => {
       if (ws !== this.ws) return;
-      this.dropped(ev.code, ev.reason);
+      this.dropped(ev.code, ev.reason, opened);
     };
     ws.onerror = () => {}; // a close event always follows
   }
@@ -159,6 +165,13 @@ export class SignalingClient extends EventTarget {
           }, backoffDelay(Math.min(this.idTakenRetries, 4), this.backoff));
           break;
         }
+        if (p.ref === 'join' && this.state === 'joining') {
+          // room_full, unauthorized, a bad id, nick or room, id_taken
+          // after the retries: trying again would meet the same answer
+          this.close();
+          emit(this, 'refused', { code: p.code, message: p.message });
+          break;
+        }
         emit(this, 'error', { code: p.code, message: p.message, ref: p.ref });
         break;
       default:
@@ -166,14 +179,14 @@ export class SignalingClient extends EventTarget {
     }
   }
 
-  dropped(code, reason) {
+  dropped(code, reason, opened) {
     this.stopPinging();
     clearTimeout(this.timer);
     this.ws = null;
     const willReconnect = this.reconnect && !this.closing;
     const hadPeers = [...this.peers.values()];
     this.peers = new Map();
-    emit(this, 'disconnected', { code, reason, willReconnect });
+    emit(this, 'disconnected', { code, reason, willReconnect, opened });
     // Nobody will tell us who left while we were away: a rejoin's roster
     // says who is there now.
     for (const peer of hadPeers) emit(this, 'peerleft', { ...peer, disconnected: true });
@@ -232,6 +245,7 @@ export class SignalingClient extends EventTarget {
 
   // Leaves the room and closes the connection for good.
   close() {
+    const wasJoined = this.state === 'joined';
     this.closing = true;
     clearTimeout(this.timer);
     this.stopPinging();
@@ -239,7 +253,7 @@ export class SignalingClient extends EventTarget {
     this.ws = null;
     this.peers = new Map();
     if (ws) {
-      if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'leave' }));
+      if (wasJoined && ws.readyState === 1) ws.send(JSON.stringify({ type: 'leave' }));
       ws.close(1000, 'bye');
     }
     this.setState('closed');

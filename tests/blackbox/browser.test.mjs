@@ -3,11 +3,14 @@
 // room set up a full mesh of WebRTC connections through the server, chat
 // over data channels and decode each other's video; a page that closes is
 // seen leaving; a page in another room sees none of it; and after the
-// server restarts the pages rejoin and signaling works again.
+// server restarts the pages rejoin and signaling works again. The demo's
+// first-run behaviour: a refused join or upgrade returns to the form with
+// the reason, a page alone offers a link with the room to share, and the
+// chat tells who joined and who left. One Chromium serves every test.
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { framesDecoded, launch, meshState, openDemo } from './lib/browser.mjs';
+import { after, before, describe, test } from 'node:test';
+import { closePages, framesDecoded, launch, meshState, openDemo, openPage } from './lib/browser.mjs';
 import { T, startServer, waitFor } from './lib/harness.mjs';
 
 function isReference() {
@@ -30,13 +33,34 @@ async function chatLines(page) {
   return page.$$eval('#chat-log li', (lis) => lis.map((li) => li.textContent));
 }
 
+// What the page shows about the form and the join: for a page back at the
+// form, joinable again.
+async function formState(page) {
+  return {
+    badge: await page.locator('#state').getAttribute('data-state'),
+    join: await page.locator('#join').isEnabled(),
+    leave: await page.locator('#leave').isVisible(),
+    room: await page.locator('#room').isEnabled(),
+    nick: await page.locator('#nick').isEnabled(),
+  };
+}
+const AT_FORM = { badge: 'idle', join: true, leave: false, room: true, nick: true };
+
+async function noticeText(page) {
+  return (await page.locator('#notice').isVisible()) ? page.locator('#notice').textContent() : '';
+}
+
 describe('the demo in Chromium', { concurrency: false }, () => {
+  let chrome;
+  before(async () => {
+    if (!isReference()) chrome = await launch();
+  });
+  after(() => chrome && chrome.close());
   test('three pages: full mesh, chat, video; one leaves; another room sees nothing; the server restarts', async (t) => {
     if (isReference()) return t.skip('the reference serves no demo page');
     let srv = await startServer(['--bind', '127.0.0.1'], { t });
     const origin = `http://127.0.0.1:${srv.port}`;
-    const chrome = await launch();
-    t.after(() => chrome.close());
+    t.after(() => closePages(chrome.browser));
 
     const [a, b, c] = [await openDemo(chrome.browser, origin, 'call', 'ann'),
       await openDemo(chrome.browser, origin, 'call', 'bob'),
@@ -130,8 +154,7 @@ describe('the demo in Chromium', { concurrency: false }, () => {
     if (isReference()) return t.skip('the reference serves no demo page');
     const srv = await startServer(['--bind', '127.0.0.1'], { t });
     const origin = `http://127.0.0.1:${srv.port}`;
-    const chrome = await launch();
-    t.after(() => chrome.close());
+    t.after(() => closePages(chrome.browser));
 
     // a user who refuses the camera: getUserMedia fails as browsers fail it
     const denied = await chrome.browser.newContext();
@@ -197,5 +220,87 @@ describe('the demo in Chromium', { concurrency: false }, () => {
     await a.fill('#chat-input', 'back again');
     await a.click('#chat-send');
     await waitFor(async () => (await chatLines(b)).includes('ann: back again'), T(10000), 'the chat after starting over');
+  });
+
+  test('alone in a room: waiting, with a link to share that has the room and not the nick; a full room refuses', async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const srv = await startServer(['--bind', '127.0.0.1', '--max-room-peers', '1'], { t });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    t.after(() => closePages(chrome.browser));
+    const context = await chrome.browser.newContext({ permissions: ['clipboard-read', 'clipboard-write'] });
+    const a = await openDemo(chrome.browser, origin, 'solo room', 'ann', { context });
+
+    // ann is alone: the page says so, and offers the link to the room
+    await waitFor(async () => (await meshState(a))?.state === 'joined', T(10000), 'ann joined');
+    await waitFor(() => a.locator('#waiting').isVisible(), T(5000), 'the waiting message');
+    assert.match(await a.locator('#waiting').textContent(), /Waiting for others/);
+    const link = `${origin}/?room=solo%20room`;
+    assert.equal(await a.locator('#share-link').getAttribute('href'), link);
+    assert.equal(await a.locator('#share-link').textContent(), link);
+    assert.equal(a.url(), link, 'the address bar holds the same link: no nick in it');
+    await a.click('#copy-link');
+    await waitFor(async () => (await a.locator('#copy-link').textContent()) === 'Copied', T(5000), 'the copy');
+    assert.equal(await a.evaluate(() => navigator.clipboard.readText()), link);
+
+    // the link opens the form with the room filled in; it does not join
+    const b = await openPage(chrome.browser, link);
+    assert.equal(await b.locator('#room').inputValue(), 'solo room');
+    assert.equal(await b.locator('#nick').inputValue(), '');
+    assert.deepEqual(await formState(b), AT_FORM);
+    assert.equal(await b.evaluate(() => window.demo === undefined), true, 'not joined');
+
+    // bob joins from it, and the full room refuses: the form is back, with
+    // the server's reason and code
+    await b.fill('#nick', 'bob');
+    await b.click('#join');
+    await waitFor(async () => /room_full/.test(await noticeText(b)), T(10000), 'the refusal on bob\'s page');
+    assert.equal(await noticeText(b), 'The server refused to let you into room "solo room": the room is full (room_full).');
+    assert.deepEqual(await formState(b), AT_FORM);
+    assert.equal(await b.locator('#waiting').isVisible(), false);
+    assert.equal(await b.locator('#tiles .tile').count(), 0);
+    assert.equal((await meshState(a)).roster.length, 0, 'ann saw nobody');
+
+    // once ann has left, the same form joins, and bob is the one waiting
+    await a.click('#leave');
+    assert.deepEqual(await formState(a), AT_FORM);
+    assert.equal(await a.locator('#waiting').isVisible(), false);
+    await b.click('#join');
+    await waitFor(async () => (await meshState(b))?.state === 'joined', T(10000), 'bob joined');
+    await waitFor(() => b.locator('#waiting').isVisible(), T(5000), 'bob waiting');
+    assert.equal(await noticeText(b), '');
+    assert.equal(await b.locator('#share-link').getAttribute('href'), link);
+  });
+
+  test('join and leave notices in the chat; the waiting message goes and comes back', async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const srv = await startServer(['--bind', '127.0.0.1'], { t });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    t.after(() => closePages(chrome.browser));
+    const a = await openDemo(chrome.browser, origin, 'notices', 'ann');
+    await waitFor(() => a.locator('#waiting').isVisible(), T(10000), 'ann waiting');
+    const b = await openDemo(chrome.browser, origin, 'notices', 'bob');
+    await waitFor(async () => (await chatLines(a)).includes('bob joined'), T(10000), 'ann to see bob join');
+    await waitFor(async () => !(await a.locator('#waiting').isVisible()), T(5000), 'ann no longer waiting');
+    assert.equal(await b.locator('#waiting').isVisible(), false, 'bob found ann there');
+    assert.equal(await a.locator('#chat-log li.system').count(), 1);
+    assert.deepEqual(await chatLines(b), [], 'who was there already is not news');
+
+    await b.click('#leave');
+    await waitFor(async () => (await chatLines(a)).includes('bob left'), T(10000), 'ann to see bob leave');
+    assert.deepEqual(await chatLines(a), ['bob joined', 'bob left']);
+    await waitFor(() => a.locator('#waiting').isVisible(), T(5000), 'ann waiting again');
+  });
+
+  test('a refused upgrade (Origin not allowed): the page says so and returns to the form', async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const srv = await startServer(['--bind', '127.0.0.1', '--allowed-origin', 'http://example.org'], { t });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    t.after(() => closePages(chrome.browser));
+    const a = await openDemo(chrome.browser, origin, 'anywhere', 'ann');
+    await waitFor(async () => /refused the connection or is unreachable/.test(await noticeText(a)), T(10000),
+      'the notice');
+    assert.deepEqual(await formState(a), AT_FORM);
+    assert.equal(await a.locator('#room').inputValue(), 'anywhere');
+    assert.equal(await a.locator('#waiting').isVisible(), false);
   });
 });

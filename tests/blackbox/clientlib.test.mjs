@@ -1,14 +1,15 @@
 // web/switchboard-client.js's SignalingClient outside a browser (Node.js,
 // with the `ws` package as its WebSocket), against the real server: events,
-// sending, the backoff, reconnecting and rejoining with the same id, and
-// waiting out an old connection that still holds that id.
+// sending, the backoff, reconnecting and rejoining with the same id,
+// waiting out an old connection that still holds that id, a refused join
+// and a refused upgrade.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { backoffDelay, SignalingClient } from '../../web/switchboard-client.js';
 import { isLeaveOf, joined } from './lib/client.mjs';
-import { T, startServer, waitFor } from './lib/harness.mjs';
+import { T, sleep, startServer, waitFor } from './lib/harness.mjs';
 
 function isReference() {
   return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
@@ -18,7 +19,8 @@ function isReference() {
 function recorded(url, options) {
   const c = new SignalingClient(url, { WebSocket, ...options });
   c.log = [];
-  for (const type of ['state', 'joined', 'peerjoined', 'peerleft', 'signal', 'message', 'error', 'disconnected']) {
+  for (const type of ['state', 'joined', 'peerjoined', 'peerleft', 'signal', 'message', 'error', 'refused',
+    'disconnected']) {
     c.addEventListener(type, (e) => c.log.push([type, e.detail]));
   }
   c.seen = (type, pred = () => true) => c.log.filter(([t, d]) => t === type && pred(d));
@@ -103,6 +105,7 @@ describe('SignalingClient', () => {
     const d = c.seen('disconnected')[0][1]; // later attempts are refused: 1006
     assert.equal(d.code, 1001);
     assert.equal(d.willReconnect, true);
+    assert.equal(d.opened, true);
     // nobody will say who left meanwhile: the client forgets its peers
     assert.deepEqual(await until(c, 'peerleft', (x) => x.id === 'other'), { id: 'other', nick: '', disconnected: true });
     await waitFor(() => c.seen('disconnected').length >= 3, T(5000), 'a few refused attempts');
@@ -140,6 +143,61 @@ describe('SignalingClient', () => {
     await old.close();
     const j = await until(c, 'joined');
     assert.equal(j.id, 'me');
+  });
+
+  test('a refused join: a refused event, no error event, and the client is closed', async (t) => {
+    if (isReference()) return t.skip('one file is enough against the reference');
+    const srv = await startServer(['--max-room-peers', '1'], { t });
+    const first = await joined(srv.url, 'first', { t, room: 'small' });
+    const c = recorded(srv.url, { room: 'small', id: 'me', backoff: { minDelay: 10, maxDelay: 20 } });
+    t.after(() => c.close());
+    c.connect();
+    assert.deepEqual(await until(c, 'refused'), { code: 'room_full', message: 'the room is full' });
+    assert.equal(c.state, 'closed');
+    assert.deepEqual(c.seen('state').map(([, d]) => d.state), ['connecting', 'joining', 'closed']);
+    assert.equal(c.seen('error').length, 0);
+    // closed for good: no reconnecting, however short the backoff
+    await sleep(200);
+    assert.deepEqual(c.seen('state').map(([, d]) => d.state), ['connecting', 'joining', 'closed']);
+
+    // connect() again once there is room: it joins
+    await first.close();
+    c.connect();
+    assert.equal((await until(c, 'joined')).id, 'me');
+  });
+
+  test('id_taken that outlasts the retries: refused, and connect() retries afresh', async (t) => {
+    if (isReference()) return t.skip('one file is enough against the reference');
+    const srv = await startServer([], { t });
+    const holder = await joined(srv.url, 'me', { t, room: 'held' });
+    const c = recorded(srv.url, { room: 'held', id: 'me', joinRetries: 2, backoff: { minDelay: 10, maxDelay: 40 } });
+    t.after(() => c.close());
+    c.connect();
+    const r = await until(c, 'refused');
+    assert.equal(r.code, 'id_taken');
+    assert.equal(c.idTakenRetries, 2);
+    assert.equal(c.state, 'closed');
+    assert.equal(c.seen('error').length, 0);
+
+    c.connect();
+    await waitFor(() => c.idTakenRetries >= 1 && c.state === 'joining', T(5000), 'retrying again');
+    await holder.close();
+    assert.equal((await until(c, 'joined')).id, 'me');
+  });
+
+  test('a refused upgrade (403, Origin not allowed): disconnected before it opened, and retried', async (t) => {
+    if (isReference()) return t.skip('one file is enough against the reference');
+    // the ws package sends no Origin: with an allow-list, that is a 403
+    const srv = await startServer(['--allowed-origin', 'http://example.org'], { t });
+    const c = recorded(srv.url, { backoff: { minDelay: 10, maxDelay: 40 } });
+    t.after(() => c.close());
+    c.connect();
+    const d = await until(c, 'disconnected');
+    assert.equal(d.opened, false);
+    assert.equal(d.willReconnect, true);
+    await waitFor(() => c.seen('disconnected').length >= 2, T(5000), 'a retry');
+    assert.equal(c.seen('state', (x) => x.state === 'joining').length, 0);
+    assert.equal(c.state, 'reconnecting');
   });
 
   test('without reconnect, a drop is final', async (t) => {

@@ -49,9 +49,8 @@ export async function launch() {
 }
 
 // A page of its own context (its own storage, its own media devices; or the
-// context given) on the demo at `origin`, joining `room` as `nick`. Console
-// errors are collected in page.errors.
-export async function openDemo(browser, origin, room, nick, { context: given } = {}) {
+// context given) at `url`. Console errors are collected in page.errors.
+export async function openPage(browser, url, { context: given } = {}) {
   const context = given || await browser.newContext();
   const page = await context.newPage();
   page.errors = [];
@@ -59,9 +58,22 @@ export async function openDemo(browser, origin, room, nick, { context: given } =
   page.on('console', (msg) => {
     if (msg.type() === 'error') page.errors.push(msg.text());
   });
-  await page.goto(`${origin}/?room=${encodeURIComponent(room)}&nick=${encodeURIComponent(nick)}`);
+  await page.goto(url);
+  return page;
+}
+
+// A page on the demo at `origin`, joining `room` as `nick` at once.
+export async function openDemo(browser, origin, room, nick, options = {}) {
+  const page = await openPage(browser, `${origin}/?room=${encodeURIComponent(room)}&nick=${encodeURIComponent(nick)}`,
+    options);
   page.nick = nick;
   return page;
+}
+
+// Closes every context (and so every page) of `browser`: one test's pages
+// do not go on using the machine during the next.
+export async function closePages(browser) {
+  for (const context of browser.contexts()) await context.close().catch(() => {});
 }
 
 // What the page's mesh looks like: per peer, connection and channel state.
