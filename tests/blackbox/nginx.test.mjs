@@ -2,15 +2,20 @@
 // deploy/nginx/switchboard.conf (see lib/nginx.mjs), terminates TLS on a
 // loopback port and proxies to the server under test; the clients speak
 // wss:// to nginx. Relaying, departures, heartbeat, backlog overflow, drain,
-// the HTTP endpoints and the client address behind a trusted proxy.
+// the HTTP endpoints, the client address behind a trusted proxy, and the
+// upgrade check of docs/operations.md run as it is written there.
 // Each test starts its own server and its own nginx in front of it.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { connect, isJoinOf, isLeaveOf, joined, upgradeStatus } from './lib/client.mjs';
 import { T, sleep, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { getMetrics, parsePrometheus, waitForMetrics } from './lib/metrics.mjs';
-import { startNginx } from './lib/nginx.mjs';
+import { EXAMPLE, serverNames, startNginx } from './lib/nginx.mjs';
 import { rawConnect } from './lib/rawws.mjs';
 
 // The server, then nginx in front of it; both ended when the test ends.
@@ -259,4 +264,72 @@ describe('the client address behind nginx (--trusted-proxy)', () => {
     await waitFor(async () => (await upgradeStatus(ngx.url, {}, via(ngx, { localAddress: '127.0.0.2' }))) === 101, T(5000),
       'the place of 127.0.0.2 to free up');
   });
+});
+
+// ------------------------------------------------------------ the documented check
+
+const OPERATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/operations.md');
+
+// The upgrade check of docs/operations.md: the indented command that starts
+// with `curl --http1.1`, its continuation lines joined; the origins the
+// page's environment file allows; the origin it says is refused.
+function documentedCheck() {
+  const doc = readFileSync(OPERATIONS, 'utf8');
+  const lines = doc.split('\n');
+  const start = lines.findIndex((l) => /^ {4,}curl --http1\.1 /.test(l));
+  assert.ok(start >= 0, 'docs/operations.md has a `curl --http1.1` command');
+  let command = '';
+  for (let i = start; i < lines.length; i++) {
+    const l = lines[i].trim();
+    command += ` ${l.replace(/\\$/, '')}`;
+    if (!l.endsWith('\\')) break;
+  }
+  const allowed = /^ +SWITCHBOARD_ALLOWED_ORIGIN=(\S+)$/m.exec(doc);
+  assert.ok(allowed, 'docs/operations.md sets SWITCHBOARD_ALLOWED_ORIGIN');
+  const refused = /with\s+`-H 'Origin: ([^']+)'`/.exec(doc);
+  assert.ok(refused, 'docs/operations.md names an origin that is refused');
+  return { command: command.trim(), allowedList: allowed[1], refused: refused[1] };
+}
+
+function sh(command, timeout) {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', command], { timeout }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, stdout, stderr });
+    });
+  });
+}
+
+test('the upgrade check of docs/operations.md, as written: 101 for an allowed Origin, 403 for another', async (t) => {
+  const { command, allowedList, refused } = documentedCheck();
+  const example = readFileSync(EXAMPLE, 'utf8');
+  // What makes --http1.1 necessary: nginx offers HTTP/2 on the example's listener.
+  assert.match(example, /^\s*listen\s+443\s+ssl\s+http2;/m, 'the example listens with http2');
+  const url = / (https:\/\/[^/\s]+)\/$/.exec(command);
+  assert.ok(url, `the command ends with the server's URL: ${command}`);
+  const host = new URL(url[1]).hostname;
+  assert.ok(serverNames(example).includes(host), `${host} is the example's server_name`);
+  const origin = /-H 'Origin: ([^']+)'/.exec(command)[1];
+  assert.ok(allowedList.split(',').includes(origin), `${origin} is in the documented SWITCHBOARD_ALLOWED_ORIGIN`);
+  assert.ok(!allowedList.split(',').includes(refused), `${refused} is not`);
+
+  const srv = await startServer([], { t, env: { SWITCHBOARD_ALLOWED_ORIGIN: allowedList } });
+  const ngx = await startNginx(srv, { t });
+  // The documented command, pointed at this nginx under the documented name.
+  const here = `curl --cacert '${ngx.caFile}' --connect-to ${host}:443:127.0.0.1:${ngx.port} `;
+  const run = (cmd) => sh(cmd.replace(/^curl /, here), T(20000));
+
+  const ok = await run(command);
+  assert.equal(ok.stdout, '101\n', JSON.stringify(ok));
+  assert.equal(ok.code, 28, `curl stops at --max-time with status 28: ${JSON.stringify(ok)}`);
+  assert.match(ok.stderr, /^curl: \(28\) Operation timed out after \d+ milliseconds with 0 bytes received/);
+
+  const no = await run(command.replace(`Origin: ${origin}`, `Origin: ${refused}`));
+  assert.deepEqual(no, { code: 0, stdout: '403\n', stderr: '' });
+
+  // Without --http1.1 curl negotiates HTTP/2, the Upgrade is lost and both
+  // print 200 (the demo page): the check would prove nothing.
+  const h2 = await run(command.replace('--http1.1 ', ''));
+  assert.equal(h2.stdout, '200\n', JSON.stringify(h2));
+  const h2no = await run(command.replace('--http1.1 ', '').replace(`Origin: ${origin}`, `Origin: ${refused}`));
+  assert.equal(h2no.stdout, '200\n', JSON.stringify(h2no));
 });

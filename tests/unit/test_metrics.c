@@ -1,5 +1,5 @@
 /*
- * /metrics (sb_metrics_render): every series docs/protocol.md names is present
+ * /metrics (sb_metrics_render): every series docs/operations.md names is present
  * once, with the sum over the workers' stats, in well-formed Prometheus
  * text with the right metric types.
  */

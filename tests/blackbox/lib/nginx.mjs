@@ -68,13 +68,15 @@ function run(file, args, { timeout = T(20000) } = {}) {
   });
 }
 
-// A self-signed P-256 certificate for localhost and 127.0.0.1 in `dir`.
-export async function makeCertificate(openssl, dir) {
+// A self-signed P-256 certificate for localhost, 127.0.0.1 and the host
+// `names` in `dir`.
+export async function makeCertificate(openssl, dir, names = []) {
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
+  const dns = ['localhost', ...names].map((n) => `DNS:${n}`).join(',');
   await run(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
     '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-addext', `subjectAltName=${dns},IP:127.0.0.1`,
     '-keyout', key, '-out', cert]);
   await fs.chmod(key, 0o600);
   return { cert, key, ca: readFileSync(cert, 'utf8') };
@@ -126,6 +128,11 @@ export function renderServerBlock(example, { port, upstreamPort, cert, key }) {
   text = substitute(text, /^([ \t]*ssl_certificate_key[ \t]+)[^;\n]+;/gm, (all, head) => `${head}${quote(key)};`, 1,
     'ssl_certificate_key line');
   return text;
+}
+
+// The names of the example's `server_name` lines.
+export function serverNames(example) {
+  return [...example.matchAll(/^[ \t]*server_name[ \t]+([^;\n]+);/gm)].flatMap((m) => m[1].trim().split(/\s+/));
 }
 
 // The minimal top-level configuration around the server block, everything
@@ -253,8 +260,10 @@ export async function startNginx(upstream, { t, timeout = T(10000) } = {}) {
   let exited;
   let port;
   try {
-    const { cert, key, ca } = await makeCertificate(openssl, dir);
     const example = await fs.readFile(EXAMPLE, 'utf8');
+    // The certificate is valid for the example's server_name too, so that
+    // a client can check it under the name the documentation uses.
+    const { cert, key, ca } = await makeCertificate(openssl, dir, serverNames(example));
     const serverBlock = path.join(dir, 'switchboard.conf');
     await fs.writeFile(path.join(dir, 'nginx.conf'), renderMainConf(dir, serverBlock));
     let started = null;
@@ -287,6 +296,7 @@ function makeHandle({ dir, port, ca, proc, exited }) {
     httpHost: HOST,
     url: `wss://${HOST}:${port}/`,
     ca,
+    caFile: path.join(dir, 'cert.pem'),
     dir,
     pid: proc.pid,
     // For the `ws` client and tls.connect: trust the test's certificate.
