@@ -6,6 +6,7 @@
 #define SB_CONFIG_H
 
 #include "sb_netaddr.h"
+#include "sb_redisurl.h"
 
 #include <stddef.h>
 
@@ -36,6 +37,9 @@ struct sb_config {
 	struct sb_cidr trusted[SB_TRUSTED_MAX];	/* --trusted-proxy */
 	int ntrusted;			/* 0: no proxy is trusted */
 	int handshake_timeout;		/* seconds to finish an HTTP request */
+	struct sb_redis_url redis;	/* --redis: the cluster's backplane;
+					 * holds the password, never logged */
+	double node_timeout;		/* seconds a silent node is trusted */
 	char tls_cert[SB_PATH_MAX];	/* PEM certificate chain; "" = no TLS */
 	char tls_key[SB_PATH_MAX];	/* its PEM private key */
 	char web_root[SB_PATH_MAX];	/* static files; "" = the default place,

@@ -43,13 +43,18 @@ const char sb_config_usage[] =
 	"      --tls-key FILE       the certificate's PEM private key\n"
 	"      --web-root DIR       serve the files in DIR at / (default: the demo\n"
 	"                           page, installed or in the source tree; none: off)\n"
+	"      --redis URL          join the cluster whose backplane is this Redis\n"
+	"                           (redis://[:password@]host[:port][/db]; default:\n"
+	"                           none, a node on its own)\n"
+	"      --node-timeout SECONDS  a silent node's peers leave after this\n"
+	"                           (default 10)\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
 	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
 	"underscores); the command line wins.\n";
 
-enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_CIDR, K_FORMAT };
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_CIDR, K_FORMAT, K_REDIS };
 
 /* Repeatable options: a list the command line replaces as a whole. */
 static bool is_list(enum kind k)
@@ -90,6 +95,8 @@ static const struct option_spec specs[] = {
 	{ NULL, "--tls-cert", K_STR, 0, 0, FIELD(tls_cert) },
 	{ NULL, "--tls-key", K_STR, 0, 0, FIELD(tls_key) },
 	{ NULL, "--web-root", K_STR, 0, 0, FIELD(web_root) },
+	{ NULL, "--redis", K_REDIS, 0, 0, FIELD(redis) },
+	{ NULL, "--node-timeout", K_NUM, 1, 3600, FIELD(node_timeout) },
 };
 
 /* Empties a list option: its field is the count of values. */
@@ -115,6 +122,7 @@ void sb_config_defaults(struct sb_config *cfg)
 	cfg->drain_timeout = 5;
 	cfg->log_level = SB_LOG_INFO;
 	cfg->handshake_timeout = 10;
+	cfg->node_timeout = 10;
 }
 
 /* Digits only, optionally one '.' and more digits when fractions are
@@ -233,6 +241,8 @@ static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		cfg->ntrusted++;
 		return 0;
 	}
+	if (sp->kind == K_REDIS)	/* its messages never quote the value */
+		return sb_redis_url_parse(&cfg->redis, value, msg, msglen) ? -EINVAL : 0;
 	if (sp->kind == K_FORMAT) {
 		if (strcmp(value, "text") && strcmp(value, "json")) {
 			snprintf(msg, msglen,
@@ -524,4 +534,10 @@ void sb_config_describe(const struct sb_config *cfg, char *out, size_t cap)
 	if (cfg->ntrusted)
 		put(out, &n, cap, ", %d trusted prox%s", cfg->ntrusted,
 		    cfg->ntrusted == 1 ? "y" : "ies");
+	if (cfg->redis.set) {
+		char url[SB_REDIS_HOST_MAX + SB_REDIS_SECRET_MAX + 40];
+
+		sb_redis_url_safe(&cfg->redis, url, sizeof(url));
+		put(out, &n, cap, ", cluster %s, node timeout %g s", url, cfg->node_timeout);
+	}
 }

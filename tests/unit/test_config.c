@@ -733,6 +733,51 @@ static void test_env_long_items(void)
 	fake_env = NULL;
 }
 
+/* --redis and --node-timeout: parsed, from the environment too, refused
+ * without the password in the message, and the password masked in the
+ * summary. */
+static void test_cluster(void)
+{
+	static const char *const env[] = {
+		"SWITCHBOARD_REDIS=redis://:envsecret@10.0.0.7:6390/2",
+		"SWITCHBOARD_NODE_TIMEOUT=4.5", NULL,
+	};
+	struct sb_config cfg;
+	char msg[1024] = "", out[1024];
+
+	sb_config_defaults(&cfg);
+	CHECK(!cfg.redis.set);
+	CHECK(cfg.node_timeout == 10);
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--redis", "redis://:hunter2@127.0.0.1:7000/1",
+			   "--node-timeout", "3", NULL), SB_CONFIG_RUN);
+	CHECK(cfg.redis.set);
+	CHECK_EQ_STR(cfg.redis.host, "127.0.0.1");
+	CHECK_EQ_INT(cfg.redis.port, 7000);
+	CHECK_EQ_STR(cfg.redis.password, "hunter2");
+	CHECK(cfg.node_timeout == 3);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK(strstr(out, ", cluster redis://:***@127.0.0.1:7000/1, node timeout 3 s") != NULL);
+	CHECK(strstr(out, "hunter2") == NULL);
+
+	sb_config_defaults(&cfg);
+	fake_env = env;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	fake_env = NULL;
+	CHECK_EQ_STR(cfg.redis.password, "envsecret");
+	CHECK_EQ_INT(cfg.redis.db, 2);
+	CHECK(cfg.node_timeout == 4.5);
+
+	expect_refused("must start with redis://", "--redis", "localhost:6379", NULL);
+	expect_refused("port must be", "--redis", "redis://:hunter2@localhost:99999", NULL);
+	expect_refused("--node-timeout", "--node-timeout", "0", NULL);
+	expect_refused("--node-timeout", "--node-timeout", "3601", NULL);
+	/* the password is not in the message */
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--redis", "redis://:hunter2@bad host", NULL),
+		     -EINVAL);
+	CHECK(strstr(msg, "hunter2") == NULL);
+	CHECK(strstr(msg, "--redis") != NULL);
+}
+
 /* The summary logged at start: every part, singular and plural, and cut
  * to fit a small buffer. */
 static void test_describe(void)
@@ -785,5 +830,6 @@ int main(void)
 	RUN_TEST(test_trusted_proxies);
 	RUN_TEST(test_env_long_items);
 	RUN_TEST(test_describe);
+	RUN_TEST(test_cluster);
 	return check_summary();
 }
