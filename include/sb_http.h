@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 struct sb_registry;
+struct sb_bp_status;
 struct sb_stats;
 struct sb_webroot;
 
@@ -24,10 +25,12 @@ struct sb_http_src {
 	int nstats;
 	const atomic_bool *draining;	/* /healthz answers 503 once set */
 	const atomic_ulong *accept_pauses;	/* the acceptor's */
+	struct sb_bp_status *bp;	/* the backplane's; NULL without --redis */
 };
 
 /* Fills body and *content_type with the answer to a GET of path and
- * returns its HTTP status (200, 404 or 503).  For a static file, *file is
+ * returns its HTTP status (200, 404 or 503: /healthz while draining, or
+ * while a cluster node cannot reach its backplane, with the reason).  For a static file, *file is
  * set instead of body: a reference to its bytes, for the caller to drop. */
 int sb_http_answer(const struct sb_http_src *src, const char *path,
 		   struct sb_buf *body,

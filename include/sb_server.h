@@ -17,6 +17,7 @@
 #define SB_SERVER_H
 
 #include "sb_config.h"
+#include "sb_bpstatus.h"
 #include "sb_http.h"
 #include "sb_registry.h"
 
@@ -26,9 +27,11 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+struct sb_backplane;
 struct sb_worker;
 struct sb_edge;
 struct sb_acceptor;
+struct sb_backplane;
 struct sb_stats;
 struct ssl_ctx_st;
 struct sb_webroot;
@@ -52,6 +55,9 @@ struct sb_server {
 	struct sb_webroot *web;		/* --web-root; NULL: none.  Immutable */
 
 	struct sb_edge *edge;		/* admission: any worker */
+	struct sb_backplane *backplane;	/* --redis; NULL: a node on its own */
+	struct sb_bp_status bp_status;	/* the backplane's, for HTTP */
+	bool bp_status_made;
 	struct sb_stats **stats;	/* each worker's, immutable after start */
 	struct sb_http_src http;	/* immutable after start */
 

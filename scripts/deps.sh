@@ -8,7 +8,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
-      libjson-c-dev libuv1-dev libssl-dev)
+      libjson-c-dev libuv1-dev libssl-dev libhiredis-dev)
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(curl)
 	# nginx.test.mjs puts Debian's nginx in front of the server, with a
@@ -22,6 +22,9 @@ if [ "${1:-}" = "--test" ]; then
 	# its libFuzzer, ASan and UBSan runtimes, which Debian ships apart
 	# from the compiler (libclang_rt.fuzzer-x86_64.a and the like).
 	pkgs+=(clang libclang-rt-14-dev)
+	# The cluster tests start their own Redis on a loopback port, with
+	# no persistence; a system Redis is left alone.
+	pkgs+=(redis-server)
 	# The suite's clients run on Node.js 20 or newer; one installed some
 	# other way is used as it is.  Debian 12's is 18: scripts/test.sh then
 	# fetches Node.js 20 from the npm registry for the tests.

@@ -3,6 +3,7 @@
  */
 #include "sb_http.h"
 
+#include "sb_bpstatus.h"
 #include "sb_metrics.h"
 #include "sb_registry.h"
 #include "sb_webroot.h"
@@ -53,6 +54,15 @@ int sb_http_answer(const struct sb_http_src *src, const char *path,
 			sb_buf_adds(body, "draining\n");
 			return 503;
 		}
+		if (src->bp && !atomic_load(&src->bp->up)) {
+			char why[SB_BP_WHY_MAX];
+
+			sb_bp_status_why(src->bp, why, sizeof(why));
+			sb_buf_adds(body, "backplane unreachable: ");
+			sb_buf_adds(body, why);
+			sb_buf_adds(body, "\n");
+			return 503;
+		}
 		sb_buf_adds(body, "ok\n");
 		return 200;
 	}
@@ -65,6 +75,8 @@ int sb_http_answer(const struct sb_http_src *src, const char *path,
 		sb_metrics_render(body, src->stats, src->nstats, rooms, peers, &proc,
 				  atomic_load_explicit(src->accept_pauses,
 						       memory_order_relaxed));
+		if (src->bp)
+			sb_bp_status_render(src->bp, body);
 		*content_type = "text/plain; version=0.0.4; charset=utf-8";
 		return 200;
 	}

@@ -1,6 +1,7 @@
 #include "sb_server.h"
 
 #include "sb_acceptor.h"
+#include "sb_backplane.h"
 #include "sb_edge.h"
 #include "sb_log.h"
 #include "sb_map.h"
@@ -335,6 +336,18 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	srv->http.stats = srv->stats;
 	srv->http.draining = &srv->draining;
 	srv->http.accept_pauses = &srv->accept_pauses;
+	if (cfg->redis.set) {
+		rc = sb_bp_status_init(&srv->bp_status);
+		if (rc) {
+			sb_log(SB_LOG_ERROR, rc, "cannot make the backplane's lock");
+			return -rc;
+		}
+		srv->bp_status_made = true;
+		srv->http.bp = &srv->bp_status;
+		srv->backplane = sb_backplane_start(&srv->cfg, &srv->bp_status);
+		if (!srv->backplane)
+			return -ENOMEM;
+	}
 	setup = (struct sb_worker_setup){
 		.cfg = &srv->cfg, .reg = srv->reg, .edge = srv->edge,
 		.http_src = &srv->http, .tls_client_ctx = srv->tls_client_ctx,
@@ -398,6 +411,8 @@ void sb_server_drain(struct sb_server *srv)
 	}
 	for (int i = 0; i < srv->nworkers; i++)
 		sb_worker_stop(srv->workers[i]);
+	sb_backplane_stop(srv->backplane);
+	srv->backplane = NULL;
 	sb_log_client_flush();
 	sb_log(SB_LOG_INFO, 0, "drained; exiting");
 }
@@ -405,6 +420,9 @@ void sb_server_drain(struct sb_server *srv)
 void sb_server_release(struct sb_server *srv)
 {
 	sb_acceptor_stop(srv->acceptor);
+	sb_backplane_stop(srv->backplane);
+	if (srv->bp_status_made)
+		sb_bp_status_destroy(&srv->bp_status);
 	for (int i = 0; i < srv->nworkers; i++)
 		sb_worker_free(srv->workers[i]);
 	free(srv->workers);

@@ -1,0 +1,597 @@
+/*
+ * The backplane's thread (sb_backplane.h): two hiredis contexts on its own
+ * libuv loop, one for commands and one subscribed to this node's channel;
+ * the liveness of this node in Redis; the watchdog that declares Redis
+ * unreachable when it stops answering; reconnection with backoff.
+ *
+ * Ownership: bp->cmd and bp->sub belong to the loop's thread.  A context
+ * is forgotten (its pointer set to NULL) before it is freed, and every
+ * hiredis callback first checks that its context is still the current
+ * one: replies that arrive for a context being freed are ignored.
+ */
+#include "sb_backplane.h"
+
+#include "sb_log.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/random.h>
+#include <uv.h>
+
+#define TICK_MS 100
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define LEAVE_WAIT_MS 1000
+#define HOST_W 60		/* bytes of the host a reason holds */
+
+/* The keys, in the database of --redis.  Channels are not per database in
+ * Redis: theirs carry the database's number. */
+#define KEY_NODES "sb:nodes"
+
+/* Registers this node as live now, in Redis's clock, and counts the nodes
+ * live within the timeout.  KEYS[1] the set, ARGV[1] the node, ARGV[2] the
+ * timeout in ms. */
+static const char HEARTBEAT_LUA[] =
+	"local t = redis.call('TIME') "
+	"local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+	"redis.call('ZADD', KEYS[1], now, ARGV[1]) "
+	"return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf')";
+
+enum bp_state { BP_DOWN, BP_CONNECTING, BP_UP, BP_LEAVING };
+
+struct sb_backplane {
+	const struct sb_config *cfg;
+	struct sb_bp_status *st;
+	char node[17];
+	char chan[64];			/* this node's channel */
+	pthread_t thread;
+	bool thread_made;
+	uv_loop_t loop;
+	uv_async_t wake;		/* stop */
+	uv_timer_t tick;
+	atomic_bool stopping;
+
+	/* the loop's thread only */
+	redisAsyncContext *cmd, *sub;
+	enum bp_state state;
+	bool cmd_ready, sub_ready;
+	uint64_t asked_ms;		/* a heartbeat unanswered since; 0 */
+	uint64_t beat_ms;		/* the last heartbeat sent */
+	uint64_t began_ms;		/* the connection attempt began */
+	uint64_t retry_ms;		/* the next attempt, when down */
+	uint64_t leave_ms;		/* leaving began */
+	unsigned backoff_ms;
+	bool said_down;			/* the log has said why */
+};
+
+static uint64_t now_ms(struct sb_backplane *bp)
+{
+	return uv_now(&bp->loop);
+}
+
+/* How long Redis may take to answer before it counts as unreachable: half
+ * the node timeout, within 1 to 5 s. */
+static uint64_t grace_ms(const struct sb_backplane *bp)
+{
+	double g = bp->cfg->node_timeout * 500;
+
+	return g < 1000 ? 1000 : g > 5000 ? 5000 : (uint64_t)g;
+}
+
+/* How often this node says it is live: a third of the node timeout. */
+static uint64_t beat_every_ms(const struct sb_backplane *bp)
+{
+	return (uint64_t)(bp->cfg->node_timeout * 1000 / 3);
+}
+
+static void drop_contexts(struct sb_backplane *bp)
+{
+	redisAsyncContext *c = bp->cmd, *s = bp->sub;
+
+	bp->cmd = bp->sub = NULL;
+	bp->cmd_ready = bp->sub_ready = false;
+	bp->asked_ms = 0;
+	if (c)
+		redisAsyncFree(c);
+	if (s)
+		redisAsyncFree(s);
+}
+
+/* Redis is unreachable (or refused us) for why: both connections go, and
+ * the next attempt is due after the backoff. */
+static void fail(struct sb_backplane *bp, const char *why)
+{
+	bool was_up = bp->state == BP_UP;
+
+	drop_contexts(bp);
+	if (bp->state == BP_LEAVING)
+		return;
+	bp->state = BP_DOWN;
+	sb_bp_status_down(bp->st, why);
+	if (was_up || !bp->said_down)
+		sb_log(SB_LOG_WARN, 0, "backplane unreachable: %s; peers on other "
+		       "nodes are out of reach until it is back", why);
+	bp->said_down = true;
+	bp->retry_ms = now_ms(bp) + bp->backoff_ms;
+	bp->backoff_ms = bp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+			 bp->backoff_ms * 2;
+}
+
+/* A reply's error, or NULL when it is none.  A reply that is NULL (the
+ * context is going away) is not looked at: the disconnect callback, or
+ * whoever dropped the context, says why. */
+static const char *reply_error(const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ERROR)
+		return r->str;
+	return NULL;
+}
+
+static void became_ready(struct sb_backplane *bp);
+
+static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const redisReply *r = reply;
+	const char *err;
+	char why[SB_BP_WHY_MAX];
+
+	(void)priv;
+	if (ac != bp->cmd || !r)
+		return;
+	err = reply_error(r);
+	if (err || r->type != REDIS_REPLY_INTEGER) {
+		snprintf(why, sizeof(why), "the heartbeat failed: %.100s",
+			 err ? err : "an unexpected reply");
+		fail(bp, why);
+		return;
+	}
+	bp->asked_ms = 0;
+	atomic_store(&bp->st->nodes, (unsigned)r->integer);
+	if (bp->state == BP_CONNECTING && bp->cmd_ready) {
+		bp->state = BP_UP;
+		became_ready(bp);
+	}
+}
+
+static void send_heartbeat(struct sb_backplane *bp)
+{
+	char ms[32];
+
+	snprintf(ms, sizeof(ms), "%.0f", bp->cfg->node_timeout * 1000);
+	bp->beat_ms = now_ms(bp);
+	if (!bp->asked_ms)
+		bp->asked_ms = bp->beat_ms;
+	if (redisAsyncCommand(bp->cmd, on_heartbeat, NULL, "EVAL %s 1 %s %s %s",
+			      HEARTBEAT_LUA, KEY_NODES, bp->node, ms) != REDIS_OK)
+		fail(bp, "cannot send to Redis");
+}
+
+static void became_ready(struct sb_backplane *bp)
+{
+	bp->backoff_ms = BACKOFF_MIN_MS;
+	bp->said_down = false;
+	sb_bp_status_up(bp->st);
+	sb_log(SB_LOG_INFO, 0, "backplane up: node %s, %u live nodes", bp->node,
+	       atomic_load(&bp->st->nodes));
+}
+
+/* Both connections are ready: the first heartbeat says this node is live,
+ * and its answer makes the backplane up. */
+static void maybe_ready(struct sb_backplane *bp)
+{
+	if (bp->cmd_ready && bp->sub_ready && bp->state == BP_CONNECTING)
+		send_heartbeat(bp);
+}
+
+/* AUTH and SELECT went through on the command connection. */
+static void on_cmd_setup(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const char *err;
+	char why[SB_BP_WHY_MAX];
+
+	if (ac != bp->cmd || !reply)
+		return;
+	err = reply_error(reply);
+	if (err) {
+		snprintf(why, sizeof(why), "%s refused: %.100s", (const char *)priv, err);
+		fail(bp, why);
+		return;
+	}
+	if (!strcmp(priv, "SELECT")) {
+		bp->cmd_ready = true;
+		maybe_ready(bp);
+	}
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const redisReply *r = reply;
+	const char *err;
+	char why[SB_BP_WHY_MAX];
+
+	(void)priv;
+	if (ac != bp->sub || !r)
+		return;
+	err = reply_error(r);
+	if (err) {
+		snprintf(why, sizeof(why), "SUBSCRIBE refused: %.100s", err);
+		fail(bp, why);
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (!strcmp(r->element[0]->str, "subscribe")) {
+		bp->sub_ready = true;
+		maybe_ready(bp);
+	} else if (!strcmp(r->element[0]->str, "message")) {
+		atomic_fetch_add(&bp->st->received, 1);
+	}
+}
+
+static void on_sub_setup(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const char *err;
+	char why[SB_BP_WHY_MAX];
+
+	if (ac != bp->sub || !reply)
+		return;
+	err = reply_error(reply);
+	if (err) {
+		snprintf(why, sizeof(why), "%s refused: %.100s", (const char *)priv, err);
+		fail(bp, why);
+	}
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct sb_backplane *bp = ac->data;
+	char why[SB_BP_WHY_MAX];
+
+	if (ac != bp->cmd && ac != bp->sub)
+		return;
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback */
+		if (ac == bp->cmd)
+			bp->cmd = NULL;
+		else
+			bp->sub = NULL;
+		snprintf(why, sizeof(why), "cannot connect to %.*s:%d: %.80s",
+			 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port, ac->errstr);
+		fail(bp, why);
+	}
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct sb_backplane *bp = ac->data;
+	char why[SB_BP_WHY_MAX];
+
+	(void)status;
+	if (ac != bp->cmd && ac != bp->sub)
+		return;		/* one we dropped ourselves */
+	/* hiredis frees the context after this callback */
+	if (ac == bp->cmd)
+		bp->cmd = NULL;
+	else
+		bp->sub = NULL;
+	snprintf(why, sizeof(why), "the connection to %.*s:%d closed%s%.80s",
+		 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port, ac->err ? ": " : "",
+		 ac->err ? ac->errstr : "");
+	fail(bp, why);
+}
+
+/* ------------------------------------------------------------ events */
+
+/*
+ * hiredis on the loop.  hiredis ships an adapter for libuv, but the one in
+ * Debian 12 (0.14) drops a poll error on the floor: a refused connection
+ * then never reaches hiredis, and the node would wait for the watchdog
+ * instead of saying "Connection refused".  This one hands an error to
+ * hiredis as a readiness, and hiredis finds the socket's error itself.
+ */
+struct bp_poll {
+	uv_poll_t handle;
+	redisAsyncContext *ac;		/* NULL once hiredis let go of it */
+	int events;
+};
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct bp_poll *p = h->data;
+
+	if (!p->ac)
+		return;
+	if (status < 0)
+		events = p->events & (UV_READABLE | UV_WRITABLE);
+	if (p->ac && (events & UV_WRITABLE))
+		redisAsyncHandleWrite(p->ac);
+	if (p->ac && (events & UV_READABLE))
+		redisAsyncHandleRead(p->ac);
+}
+
+static void poll_set(struct bp_poll *p, int events)
+{
+	p->events = events;
+	if (events)
+		uv_poll_start(&p->handle, events, on_poll);
+	else
+		uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d)
+{
+	struct bp_poll *p = d;
+
+	poll_set(p, p->events | UV_READABLE);
+}
+
+static void ev_del_read(void *d)
+{
+	struct bp_poll *p = d;
+
+	poll_set(p, p->events & ~UV_READABLE);
+}
+
+static void ev_add_write(void *d)
+{
+	struct bp_poll *p = d;
+
+	poll_set(p, p->events | UV_WRITABLE);
+}
+
+static void ev_del_write(void *d)
+{
+	struct bp_poll *p = d;
+
+	poll_set(p, p->events & ~UV_WRITABLE);
+}
+
+static void poll_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void ev_cleanup(void *d)
+{
+	struct bp_poll *p = d;
+
+	p->ac = NULL;
+	uv_close((uv_handle_t *)&p->handle, poll_closed);
+}
+
+/* Puts ac on the loop.  0 or -1. */
+static int attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+	struct bp_poll *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -1;
+	if (uv_poll_init(loop, &p->handle, ac->c.fd)) {
+		free(p);
+		return -1;
+	}
+	p->ac = ac;
+	p->handle.data = p;
+	ac->ev.data = p;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	return 0;
+}
+
+/* One connection: made, attached to the loop, AUTH and SELECT queued
+ * (pipelined: they go out as the connection is made). */
+static redisAsyncContext *open_one(struct sb_backplane *bp,
+				   redisCallbackFn *setup)
+{
+	const struct sb_redis_url *u = &bp->cfg->redis;
+	redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+	char db[24];
+
+	if (!ac)
+		return NULL;
+	if (ac->err || attach(ac, &bp->loop)) {
+		char why[SB_BP_WHY_MAX];
+
+		snprintf(why, sizeof(why), "cannot connect to %.*s:%d: %.80s", HOST_W, u->host,
+			 u->port, ac->err ? ac->errstr : "cannot watch the socket");
+		redisAsyncFree(ac);
+		fail(bp, why);
+		return NULL;
+	}
+	ac->data = bp;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (u->password[0] && u->user[0])
+		redisAsyncCommand(ac, setup, "AUTH", "AUTH %s %s", u->user, u->password);
+	else if (u->password[0])
+		redisAsyncCommand(ac, setup, "AUTH", "AUTH %s", u->password);
+	snprintf(db, sizeof(db), "%ld", u->db);
+	redisAsyncCommand(ac, setup, "SELECT", "SELECT %s", db);
+	return ac;
+}
+
+static void connect_both(struct sb_backplane *bp)
+{
+	bp->state = BP_CONNECTING;
+	bp->began_ms = now_ms(bp);
+	bp->cmd = open_one(bp, on_cmd_setup);
+	if (!bp->cmd)
+		return;		/* failed, and said why */
+	bp->sub = open_one(bp, on_sub_setup);
+	if (!bp->sub)
+		return;
+	if (redisAsyncCommand(bp->sub, on_sub_message, NULL, "SUBSCRIBE %s",
+			      bp->chan) != REDIS_OK)
+		fail(bp, "cannot send to Redis");
+}
+
+/* ------------------------------------------------------------ leaving */
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h) && h->type != UV_POLL)
+		uv_close(h, NULL);
+}
+
+static void finish(struct sb_backplane *bp)
+{
+	drop_contexts(bp);
+	uv_walk(&bp->loop, close_handle, NULL);
+}
+
+static void on_left(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+
+	(void)reply;
+	(void)priv;
+	if (ac == bp->cmd)
+		finish(bp);
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct sb_backplane *bp = h->data;
+
+	if (!atomic_load(&bp->stopping) || bp->state == BP_LEAVING)
+		return;
+	if (bp->state == BP_UP &&
+	    redisAsyncCommand(bp->cmd, on_left, NULL, "ZREM %s %s", KEY_NODES,
+			      bp->node) == REDIS_OK) {
+		bp->state = BP_LEAVING;
+		bp->leave_ms = now_ms(bp);
+		return;		/* on_left or the tick finishes */
+	}
+	bp->state = BP_LEAVING;
+	finish(bp);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+	struct sb_backplane *bp = h->data;
+	uint64_t now = now_ms(bp);
+	char why[SB_BP_WHY_MAX];
+
+	switch (bp->state) {
+	case BP_DOWN:
+		if (now >= bp->retry_ms)
+			connect_both(bp);
+		break;
+	case BP_CONNECTING:
+		if (now - bp->began_ms > grace_ms(bp)) {
+			snprintf(why, sizeof(why), "%.*s:%d did not answer within %.1f s",
+				 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port,
+				 (double)grace_ms(bp) / 1000);
+			fail(bp, why);
+		}
+		break;
+	case BP_UP:
+		if (bp->asked_ms && now - bp->asked_ms > grace_ms(bp)) {
+			snprintf(why, sizeof(why), "%.*s:%d did not answer for %.1f s",
+				 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port,
+				 (double)grace_ms(bp) / 1000);
+			fail(bp, why);
+		} else if (now - bp->beat_ms >= beat_every_ms(bp)) {
+			send_heartbeat(bp);
+		}
+		break;
+	case BP_LEAVING:
+		if (now - bp->leave_ms > LEAVE_WAIT_MS)
+			finish(bp);
+		break;
+	}
+}
+
+static void *run(void *arg)
+{
+	struct sb_backplane *bp = arg;
+
+	sb_log_set_thread_name("backplane");
+	connect_both(bp);
+	uv_run(&bp->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
+					struct sb_bp_status *st)
+{
+	struct sb_backplane *bp = calloc(1, sizeof(*bp));
+	unsigned char id[8];
+	int rc;
+
+	if (!bp)
+		return NULL;
+	bp->cfg = cfg;
+	bp->st = st;
+	bp->backoff_ms = BACKOFF_MIN_MS;
+	atomic_init(&bp->stopping, false);
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+		sb_log(SB_LOG_ERROR, errno, "cannot make a node id");
+		free(bp);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(bp->node + 2 * i, 3, "%02x", id[i]);
+	snprintf(bp->chan, sizeof(bp->chan), "sb:%ld:n:%s", cfg->redis.db, bp->node);
+	rc = uv_loop_init(&bp->loop);
+	if (!rc) {
+		rc = uv_async_init(&bp->loop, &bp->wake, on_wake);
+		if (!rc)
+			rc = uv_timer_init(&bp->loop, &bp->tick);
+		if (rc) {
+			uv_walk(&bp->loop, close_handle, NULL);
+			uv_run(&bp->loop, UV_RUN_DEFAULT);
+			uv_loop_close(&bp->loop);
+		}
+	}
+	if (rc) {
+		sb_log(SB_LOG_ERROR, 0, "cannot make the backplane's loop: %s",
+		       uv_strerror(rc));
+		free(bp);
+		return NULL;
+	}
+	bp->wake.data = bp;
+	bp->tick.data = bp;
+	uv_timer_start(&bp->tick, on_tick, TICK_MS, TICK_MS);
+	rc = pthread_create(&bp->thread, NULL, run, bp);
+	if (rc) {
+		sb_log(SB_LOG_ERROR, rc, "cannot start the backplane's thread");
+		uv_walk(&bp->loop, close_handle, NULL);
+		uv_run(&bp->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&bp->loop);
+		free(bp);
+		return NULL;
+	}
+	bp->thread_made = true;
+	return bp;
+}
+
+void sb_backplane_stop(struct sb_backplane *bp)
+{
+	if (!bp)
+		return;
+	atomic_store(&bp->stopping, true);
+	uv_async_send(&bp->wake);
+	pthread_join(bp->thread, NULL);
+	uv_loop_close(&bp->loop);
+	free(bp);
+}
+
+const char *sb_backplane_node(const struct sb_backplane *bp)
+{
+	return bp->node;
+}

@@ -1,0 +1,196 @@
+// A Redis of the suite's own for the cluster tests: Debian's redis-server
+// on a free loopback port, with no persistence and its files in a
+// temporary directory, stopped when the test ends; and a minimal RESP
+// client to look into it.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { T, sleep, track, untrack, withTimeout } from './harness.mjs';
+
+// A port that was free a moment ago.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// RESP: one command as an array of bulk strings.
+function encode(args) {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) {
+    const b = Buffer.from(String(a));
+    out += `$${b.length}\r\n${b.toString('latin1')}\r\n`;
+  }
+  return Buffer.from(out, 'latin1');
+}
+
+// Parses one reply at buf[i..]: [value, next] or null when incomplete.
+// Errors become {error: text}.
+function parse(buf, i = 0) {
+  const eol = buf.indexOf('\r\n', i);
+  if (eol < 0) return null;
+  const line = buf.toString('latin1', i + 1, eol);
+  const next = eol + 2;
+  switch (buf[i]) {
+    case 0x2b: return [line, next]; // +
+    case 0x2d: return [{ error: line }, next]; // -
+    case 0x3a: return [Number(line), next]; // :
+    case 0x24: { // $
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      if (buf.length < next + n + 2) return null;
+      return [buf.toString('utf8', next, next + n), next + n + 2];
+    }
+    case 0x2a: { // *
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      const out = [];
+      let at = next;
+      for (let k = 0; k < n; k++) {
+        const r = parse(buf, at);
+        if (!r) return null;
+        out.push(r[0]);
+        at = r[1];
+      }
+      return [out, at];
+    }
+    default: throw new Error(`bad RESP byte ${buf[i]}`);
+  }
+}
+
+// Sends the commands (arrays of arguments) on one connection and resolves
+// with their replies, in order.
+export function redisCommands(port, commands, { timeout = T(3000) } = {}) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    track(sock);
+    let buf = Buffer.alloc(0);
+    const replies = [];
+    sock.on('error', (err) => { untrack(sock); reject(err); });
+    sock.on('connect', () => sock.write(Buffer.concat(commands.map(encode))));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const r = parse(buf);
+        if (!r) break;
+        replies.push(r[0]);
+        buf = buf.subarray(r[1]);
+      }
+      if (replies.length === commands.length) {
+        sock.destroy();
+        untrack(sock);
+        resolve(replies);
+      }
+    });
+  }), timeout, `Redis on port ${port} to answer ${JSON.stringify(commands)}`);
+}
+
+// Starts redis-server; with `t`, it is stopped when the test ends.
+// Resolves to {port, password, url(db), command(...args), stop(), kill(),
+// pause(), resume(), restart(), alive()}.
+export async function startRedis({ t, password } = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-redis-'));
+  let proc = null;
+  let port = 0;
+  let paused = false;
+
+  const auth = password ? [['AUTH', password]] : [];
+
+  // Starts redis-server on port p and waits for its PONG; throws with what
+  // it said when it does not come.
+  async function launchOn(p) {
+    const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--daemonize', 'no', '--dir', dir, '--loglevel', 'warning', '--protected-mode', 'no'];
+    if (password) args.push('--requirepass', password);
+    proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.unref();
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    proc.stderr.setEncoding('utf8').on('data', (d) => { out += d; });
+    const deadline = Date.now() + T(5000);
+    while (Date.now() < deadline && proc.exitCode === null && proc.signalCode === null) {
+      try {
+        const r = await redisCommands(p, [...auth, ['PING']], { timeout: 500 });
+        if (r[r.length - 1] === 'PONG') return;
+      } catch { /* not yet */ }
+      await sleep(20);
+    }
+    try { proc.kill('SIGKILL'); } catch { /* gone */ }
+    throw new Error(`redis-server did not start on port ${p}:\n${out}`);
+  }
+
+  // On a free port: one taken meanwhile is tried again with another.
+  async function launch() {
+    for (let attempt = 0; ; attempt++) {
+      port = await freePort();
+      try {
+        await launchOn(port);
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !/Address already in use/.test(err.message)) throw err;
+      }
+    }
+  }
+
+  function end(signal) {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    const gone = new Promise((resolve) => p.once('exit', resolve));
+    if (paused) { p.kill('SIGCONT'); paused = false; }
+    p.kill(signal);
+    return withTimeout(gone, T(5000), `redis-server to exit on ${signal}`);
+  }
+
+  await launch();
+  const redis = {
+    get port() { return port; },
+    password,
+    // The --redis URL of database db (default 0), with the password.
+    url(db = 0) {
+      return `redis://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}/${db}`;
+    },
+    // One command in database db; resolves with its reply.
+    async command(db, ...args) {
+      const r = await redisCommands(port, [...auth, ['SELECT', db], args]);
+      return r[r.length - 1];
+    },
+    alive: () => proc && proc.exitCode === null && proc.signalCode === null,
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
+    pause() { proc.kill('SIGSTOP'); paused = true; },
+    resume() { proc.kill('SIGCONT'); paused = false; },
+    // Stopped and started again on the same port, empty.
+    async restart() {
+      await end('SIGKILL');
+      for (let i = 0; ; i++) {
+        try {
+          await launchOn(port);
+          return;
+        } catch (err) {
+          // the old socket may linger a moment
+          if (i >= 20 || !/Address already in use/.test(err.message)) throw err;
+          await sleep(100);
+        }
+      }
+    },
+  };
+
+  const holder = { destroy: () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } } };
+  track(holder);
+  const cleanup = async () => {
+    untrack(holder);
+    await end('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  if (t) t.after(cleanup);
+  redis.cleanup = cleanup;
+  return redis;
+}
