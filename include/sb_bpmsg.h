@@ -1,0 +1,72 @@
+/*
+ * Messages between cluster nodes as they travel on a node's Redis channel:
+ * the membership events that the backplane's scripts publish (a member
+ * joined or left a room) and the relays that nodes publish (to one peer,
+ * or to a room but its sender).  Pure: parsing and writing only; any
+ * thread.
+ *
+ * A message is one letter, then for events the room's sequence number in
+ * decimal and a space, then fields each written "<length>:<bytes>" (the
+ * length in decimal, no leading zeros), then for relays the bytes to
+ * deliver, exactly:
+ *
+ *   J<seq> <epoch><room><id><sid><nick>     a member joined
+ *   L<seq> <epoch><room><id><sid><nick>     a member left
+ *   M<room><receiver><message>               to one peer
+ *   B<room><sender><message>                 to the room but the sender
+ *
+ * The scripts in src/backplane.c write J and L the same way.
+ */
+#ifndef SB_BPMSG_H
+#define SB_BPMSG_H
+
+#include "sb_buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sb_bpmsg_kind {
+	SB_BPMSG_JOIN = 'J',
+	SB_BPMSG_LEAVE = 'L',
+	SB_BPMSG_TO = 'M',
+	SB_BPMSG_ALL = 'B',
+};
+
+/* A field: bytes inside the parsed message, not NUL-terminated. */
+struct sb_bpfield {
+	const char *p;
+	size_t len;
+};
+
+struct sb_bpmsg {
+	enum sb_bpmsg_kind kind;
+	uint64_t seq;			/* J, L: the membership change's number */
+	struct sb_bpfield epoch;	/* J, L: the Redis dataset's identity */
+	struct sb_bpfield room;
+	struct sb_bpfield id;		/* J, L: the member; M: the receiver;
+					 * B: the sender, left out */
+	struct sb_bpfield sid;		/* J, L: the member's session */
+	struct sb_bpfield nick;		/* J, L */
+	struct sb_bpfield body;		/* M, B: the message to deliver */
+};
+
+/* The largest sequence number: exact in a Lua number (2^53). */
+#define SB_BPMSG_SEQ_MAX ((uint64_t)1 << 53)
+
+/* Parses p[0..n) into *m (whose fields point into p).  0, or -1 when it is
+ * not one of the four forms exactly (nothing may follow an event's nick). */
+int sb_bpmsg_parse(struct sb_bpmsg *m, const void *p, size_t n);
+
+/* Appends an M (receiver) or B (sender) relay of body in room to out. */
+void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind,
+		    const char *room, size_t room_len, const char *who,
+		    size_t who_len, const void *body, size_t body_len);
+
+/* Appends a J or L event to out (for tests and the fuzzer's seeds: the
+ * server's events are written by Redis). */
+void sb_bpmsg_event(struct sb_buf *out, enum sb_bpmsg_kind kind, uint64_t seq,
+		    const struct sb_bpfield *epoch, const struct sb_bpfield *room,
+		    const struct sb_bpfield *id, const struct sb_bpfield *sid,
+		    const struct sb_bpfield *nick);
+
+#endif
