@@ -730,6 +730,304 @@ static void test_big_roster_fits_fresh_conn(void)
 	sb_conn_unref(late);
 }
 
+/* ---- clusters: the replica of members on other nodes ---- */
+
+#define NODE_A "aaaaaaaaaaaaaaaa"	/* this node */
+#define NODE_B "bbbbbbbbbbbbbbbb"
+#define NODE_C "cccccccccccccccc"
+
+static struct sb_bpfield fld(const char *s)
+{
+	struct sb_bpfield f = { s, strlen(s) };
+
+	return f;
+}
+
+static struct sb_member member(const char *id, const char *sid, const char *nick)
+{
+	struct sb_member m = { fld(id), fld(sid), fld(nick) };
+
+	return m;
+}
+
+static int join_cl(struct sb_registry *r, struct sb_conn *c, const char *room,
+		   const char *id, const char *nick, const char *epoch, uint64_t seq,
+		   const struct sb_member *members, size_t n)
+{
+	struct sb_snapshot snap = { fld(epoch), seq, members, n };
+
+	return sb_registry_join_cluster(r, c, room, strlen(room), id, strlen(id), nick,
+					strlen(nick), &snap);
+}
+
+/* A membership event as the backplane parses it. */
+static int event(struct sb_registry *r, char kind, const char *epoch, uint64_t seq,
+		 const char *room, const char *id, const char *sid, const char *nick)
+{
+	struct sb_bpmsg ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = (enum sb_bpmsg_kind)kind;
+	ev.seq = seq;
+	ev.epoch = fld(epoch);
+	ev.room = fld(room);
+	ev.id = fld(id);
+	ev.sid = fld(sid);
+	ev.nick = fld(nick);
+	return sb_registry_remote_event(r, &ev);
+}
+
+/* The nodes publish was called for, in order, as one string. */
+struct published {
+	char nodes[256];
+};
+
+static void record(void *arg, const char *node)
+{
+	struct published *p = arg;
+	size_t n = strlen(p->nodes);
+
+	CHECK(n + SB_NODE_LEN + 2 < sizeof(p->nodes));
+	if (n)
+		p->nodes[n++] = ',';
+	memcpy(p->nodes + n, node, SB_NODE_LEN);
+	p->nodes[n + SB_NODE_LEN] = '\0';
+}
+
+static int route(struct sb_registry *r, struct sb_conn *c, const char *to,
+		 struct published *p)
+{
+	struct sb_msg *m = sb_msg_from("{}", 2);
+	int n;
+
+	memset(p, 0, sizeof(*p));
+	n = sb_registry_route(r, c, to, to ? strlen(to) : 0, m, record, p);
+	sb_msg_unref(m);
+	return n;
+}
+
+static void test_cluster_join_and_route(void)
+{
+	struct sb_registry *r = sb_registry_new(1);	/* the backplane decides */
+	struct sb_conn *a = conn_new(), *e = conn_new();
+	const struct sb_member snap[] = {
+		member("bob", NODE_B ":1", "Bob"),
+		member("ghost", NODE_A ":9", "Ghost"),	/* this node's: not remote */
+		member("cy", NODE_C ":2", "Cy"),
+		member("bob2", NODE_B ":3", ""),
+	};
+	struct published p;
+
+	sb_registry_set_node(r, NODE_A);
+	CHECK_EQ_INT(join_cl(r, a, "x", "alice", "Alice", "e1", 5, snap, 4), 0);
+	{
+		const char *ids[] = { "bob", "cy", "bob2" }, *nicks[] = { "Bob", "Cy", "" };
+
+		expect_joined(a, "x", "alice", "Alice", 3, ids, nicks);
+	}
+	check_counts(r, 1, 1);	/* remote members are not this node's peers */
+	/* a broadcast: each other node once, in any order */
+	CHECK_EQ_INT(route(r, a, NULL, &p), 0);
+	CHECK(!strcmp(p.nodes, NODE_B "," NODE_C) || !strcmp(p.nodes, NODE_C "," NODE_B));
+	/* to one remote member: its node */
+	CHECK_EQ_INT(route(r, a, "cy", &p), 1);
+	CHECK_EQ_STR(p.nodes, NODE_C);
+	CHECK_EQ_INT(route(r, a, "ghost", &p), -ENOENT);
+	CHECK_EQ_INT(route(r, a, "alice", &p), -ENOENT);
+	CHECK_EQ_STR(p.nodes, "");
+
+	/* a second member here: the roster is the replica, not its snapshot;
+	 * the room limit is the backplane's, not checked again */
+	{
+		const struct sb_member other[] = { member("zed", NODE_C ":7", "") };
+		const char *ids[] = { "alice", "bob", "cy", "bob2" };
+		const char *nicks[] = { "Alice", "Bob", "Cy", "" };
+
+		CHECK_EQ_INT(join_cl(r, e, "x", "erin", "", "e1", 9, other, 1), 0);
+		expect_joined(e, "x", "erin", "", 4, ids, nicks);
+		expect_peer(a, "join", "erin", "");
+	}
+	CHECK_EQ_INT(route(r, a, NULL, &p), 1);	/* erin here */
+	expect_nothing(a);
+	CHECK(sb_conn_next(e, &(bool){ false }, &(bool){ false }) != NULL);
+	CHECK_EQ_INT(sb_registry_leave(r, e, true), 0);
+	expect_peer(a, "leave", "erin", "");
+	CHECK_EQ_INT(sb_registry_leave(r, a, true), 0);
+	check_counts(r, 0, 0);
+	/* the room and its replica are gone: events for it are dropped */
+	CHECK_EQ_INT(event(r, 'J', "e1", 10, "x", "dan", NODE_B ":5", ""), 0);
+	sb_conn_unref(a);
+	sb_conn_unref(e);
+	sb_registry_free(r);
+}
+
+static void test_cluster_events(void)
+{
+	struct sb_registry *r = sb_registry_new(0);
+	struct sb_conn *a = conn_new();
+	const struct sb_member snap[] = { member("bob", NODE_B ":1", "Bob") };
+	struct published p;
+
+	sb_registry_set_node(r, NODE_A);
+	CHECK_EQ_INT(join_cl(r, a, "x", "alice", "", "e1", 5, snap, 1), 0);
+	CHECK(sb_conn_next(a, &(bool){ false }, &(bool){ false }) != NULL);
+
+	/* a join, then the same again (stale): told once */
+	CHECK_EQ_INT(event(r, 'J', "e1", 6, "x", "dan", NODE_C ":3", "Dan"), 1);
+	expect_peer(a, "join", "dan", "Dan");
+	CHECK_EQ_INT(event(r, 'J', "e1", 6, "x", "dan", NODE_C ":3", "Dan"), 0);
+	CHECK_EQ_INT(event(r, 'J', "e1", 4, "x", "old", NODE_C ":1", ""), 0);	/* older than the snapshot */
+	/* another epoch, this node's own members, another room: dropped */
+	CHECK_EQ_INT(event(r, 'J', "e2", 99, "x", "eve", NODE_B ":8", ""), 0);
+	CHECK_EQ_INT(event(r, 'J', "e1", 7, "x", "me", NODE_A ":8", ""), 0);
+	CHECK_EQ_INT(event(r, 'J', "e1", 8, "y", "eve", NODE_B ":8", ""), 0);
+	CHECK_EQ_INT(event(r, 'J', "e1", 9, "x", "short", "bbbb:1", ""), 0);
+	expect_nothing(a);
+	/* a join for one of this node's ids is not believed */
+	CHECK_EQ_INT(event(r, 'J', "e1", 10, "x", "alice", NODE_B ":9", ""), 0);
+	expect_nothing(a);
+
+	/* a leave with another sid is not this member's */
+	CHECK_EQ_INT(event(r, 'L', "e1", 11, "x", "bob", NODE_B ":2", "Bob"), 0);
+	CHECK_EQ_INT(route(r, a, "bob", &p), 1);
+	CHECK_EQ_INT(event(r, 'L', "e1", 12, "x", "bob", NODE_B ":1", "Bob"), 1);
+	expect_peer(a, "leave", "bob", "Bob");
+	CHECK_EQ_INT(route(r, a, "bob", &p), -ENOENT);
+	CHECK_EQ_INT(route(r, a, NULL, &p), 0);
+	CHECK_EQ_STR(p.nodes, NODE_C);	/* dan's node only, now */
+
+	/* dan again under another sid: his departure was missed, then he came
+	 * back: a leave, then a join */
+	CHECK_EQ_INT(event(r, 'J', "e1", 13, "x", "dan", NODE_B ":4", "Dan2"), 1);
+	expect_peer(a, "leave", "dan", "Dan");
+	expect_peer(a, "join", "dan", "Dan2");
+	CHECK_EQ_INT(route(r, a, NULL, &p), 0);
+	CHECK_EQ_STR(p.nodes, NODE_B);
+	expect_nothing(a);
+
+	/* relays from other nodes */
+	{
+		struct sb_conn *e = conn_new();
+		struct sb_msg *m = sb_msg_from("{\"type\":\"message\",\"payload\":{}}", 31);
+		struct sb_bpmsg to = { .kind = SB_BPMSG_TO, .room = fld("x"), .id = fld("alice") };
+		struct sb_bpmsg all = { .kind = SB_BPMSG_ALL, .room = fld("x"), .id = fld("alice") };
+		struct sb_bpmsg far = { .kind = SB_BPMSG_ALL, .room = fld("x"), .id = fld("dan") };
+		struct sb_bpmsg none = { .kind = SB_BPMSG_TO, .room = fld("x"), .id = fld("dan") };
+		struct sb_bpmsg elsewhere = { .kind = SB_BPMSG_ALL, .room = fld("z"), .id = fld("dan") };
+
+		CHECK_EQ_INT(join_cl(r, e, "x", "erin", "", "e1", 1, NULL, 0), 0);
+		CHECK(sb_conn_next(e, &(bool){ false }, &(bool){ false }) != NULL);
+		expect_peer(a, "join", "erin", "");
+		CHECK_EQ_INT(sb_registry_deliver(r, &to, m), 1);
+		CHECK_EQ_INT(sb_registry_deliver(r, &all, m), 1);	/* erin: alice is the sender */
+		CHECK_EQ_INT(sb_registry_deliver(r, &far, m), 2);
+		CHECK_EQ_INT(sb_registry_deliver(r, &none, m), 0);
+		CHECK_EQ_INT(sb_registry_deliver(r, &elsewhere, m), 0);
+		take_event(a, "message", &(struct json_object *){ NULL });
+		take_event(a, "message", &(struct json_object *){ NULL });
+		expect_nothing(a);
+		sb_msg_unref(m);
+		CHECK_EQ_INT(sb_registry_leave(r, e, false), 0);
+		sb_conn_unref(e);
+	}
+	CHECK_EQ_INT(sb_registry_leave(r, a, false), 0);
+	sb_conn_unref(a);
+	sb_registry_free(r);
+}
+
+/* A remote member with the joiner's id: its leave was not heard yet. */
+static void test_cluster_stale_id(void)
+{
+	struct sb_registry *r = sb_registry_new(0);
+	struct sb_conn *a = conn_new(), *d = conn_new();
+	const struct sb_member snap[] = { member("dan", NODE_B ":1", "Dan") };
+
+	sb_registry_set_node(r, NODE_A);
+	CHECK_EQ_INT(join_cl(r, a, "x", "alice", "", "e1", 5, snap, 1), 0);
+	CHECK(sb_conn_next(a, &(bool){ false }, &(bool){ false }) != NULL);
+	CHECK_EQ_INT(join_cl(r, d, "x", "dan", "Here", "e1", 9, NULL, 0), 0);
+	expect_peer(a, "leave", "dan", "Dan");
+	expect_peer(a, "join", "dan", "Here");
+	{
+		const char *ids[] = { "alice" }, *nicks[] = { "" };
+
+		expect_joined(d, "x", "dan", "Here", 1, ids, nicks);
+	}
+	/* the old dan's leave, when it comes, is not the new one's */
+	CHECK_EQ_INT(event(r, 'L', "e1", 6, "x", "dan", NODE_B ":1", "Dan"), 0);
+	CHECK_EQ_INT(event(r, 'L', "e1", 10, "x", "dan", NODE_B ":1", "Dan"), 0);
+	expect_nothing(a);
+	CHECK_EQ_INT(sb_registry_leave(r, d, false), 0);
+	CHECK_EQ_INT(sb_registry_leave(r, a, false), 0);
+	sb_conn_unref(a);
+	sb_conn_unref(d);
+	sb_registry_free(r);
+}
+
+/* After the backplane came back: the replica made equal to Redis's. */
+static void test_cluster_resync(void)
+{
+	struct sb_registry *r = sb_registry_new(0);
+	struct sb_conn *a = conn_new();
+	const struct sb_member before[] = {
+		member("bob", NODE_B ":1", "Bob"), member("cy", NODE_C ":1", "Cy"),
+		member("dan", NODE_C ":2", "Dan"),
+	};
+	const struct sb_member after[] = {
+		member("cy", NODE_C ":1", "Cy"),	/* kept */
+		member("dan", NODE_C ":5", "Dan"),	/* left and came back */
+		member("eve", NODE_B ":7", "Eve"),	/* new */
+		member("alice", NODE_A ":1", ""),	/* this node's own */
+	};
+	struct sb_snapshot snap = { fld("e2"), 3, after, 4 };
+	struct published p;
+
+	sb_registry_set_node(r, NODE_A);
+	CHECK_EQ_INT(join_cl(r, a, "x", "alice", "", "e1", 50, before, 3), 0);
+	CHECK(sb_conn_next(a, &(bool){ false }, &(bool){ false }) != NULL);
+	CHECK_EQ_INT(sb_registry_resync(r, "nowhere", 7, &snap), -ENOENT);
+	CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &snap), 4);
+	/* leaves first (bob, the old dan, in the map's order), then joins */
+	{
+		struct json_object *pl, *root;
+		size_t len;
+		const char *id1, *id2;
+
+		root = take_event(a, "leave", &pl);
+		id1 = member_str(pl, "id", &len);
+		CHECK(!strcmp(id1, "bob") || !strcmp(id1, "dan"));
+		json_object_put(root);
+		root = take_event(a, "leave", &pl);
+		id2 = member_str(pl, "id", &len);
+		CHECK(!strcmp(id2, "bob") || !strcmp(id2, "dan"));
+		json_object_put(root);
+	}
+	expect_peer(a, "join", "dan", "Dan");
+	expect_peer(a, "join", "eve", "Eve");
+	expect_nothing(a);
+	/* the new epoch and its sequence rule from now on */
+	CHECK_EQ_INT(event(r, 'J', "e1", 60, "x", "old", NODE_B ":9", ""), 0);
+	CHECK_EQ_INT(event(r, 'J', "e2", 3, "x", "late", NODE_B ":9", ""), 0);
+	CHECK_EQ_INT(event(r, 'J', "e2", 4, "x", "fred", NODE_B ":9", ""), 1);
+	expect_peer(a, "join", "fred", "");
+	/* a resync to the same state says nothing */
+	{
+		const struct sb_member same[] = {
+			member("cy", NODE_C ":1", "Cy"), member("dan", NODE_C ":5", "Dan"),
+			member("eve", NODE_B ":7", "Eve"), member("fred", NODE_B ":9", ""),
+		};
+		struct sb_snapshot again = { fld("e2"), 8, same, 4 };
+
+		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &again), 0);
+		expect_nothing(a);
+	}
+	CHECK_EQ_INT(route(r, a, NULL, &p), 0);
+	CHECK(!strcmp(p.nodes, NODE_B "," NODE_C) || !strcmp(p.nodes, NODE_C "," NODE_B));
+	CHECK_EQ_INT(sb_registry_leave(r, a, false), 0);
+	sb_conn_unref(a);
+	sb_registry_free(r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_first_join);
@@ -743,5 +1041,9 @@ int main(void)
 	RUN_TEST(test_relay);
 	RUN_TEST(test_dead_member);
 	RUN_TEST(test_big_roster_fits_fresh_conn);
+	RUN_TEST(test_cluster_join_and_route);
+	RUN_TEST(test_cluster_events);
+	RUN_TEST(test_cluster_stale_id);
+	RUN_TEST(test_cluster_resync);
 	return check_summary();
 }
