@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 struct sb_conn;
+struct sb_join_answer;
 struct sb_room;
 
 /*
@@ -71,6 +72,8 @@ struct sb_conn {
 	size_t nick_len;
 
 	void *owner_data;		/* owner only: the transport's session */
+	struct sb_join_answer *answer;	/* {lock} the backplane's, not yet
+					 * taken by the owner (clusters) */
 	struct sb_conn *ready_next;	/* whoever set listed, until taken off */
 };
 
@@ -135,6 +138,13 @@ static inline bool sb_conn_is_dead(struct sb_conn *c)
 {
 	return atomic_load_explicit(&c->dead, memory_order_relaxed);
 }
+
+/* Puts the backplane's answer to c's join on c (taking it over; c frees
+ * one that is never taken) and schedules the owner.  Any thread. */
+void sb_conn_answer(struct sb_conn *c, struct sb_join_answer *a);
+
+/* Owner only: takes the answer put on c, or NULL. */
+struct sb_join_answer *sb_conn_take_answer(struct sb_conn *c);
 
 /* Bytes queued now.  Any thread. */
 size_t sb_conn_backlog(struct sb_conn *c);

@@ -25,7 +25,8 @@
 	X(ROOM_FULL, "room_full")                                             \
 	X(PEER_NOT_FOUND, "peer_not_found")                                   \
 	X(UNAUTHORIZED, "unauthorized")                                       \
-	X(RATE_LIMITED, "rate_limited")
+	X(RATE_LIMITED, "rate_limited")                                       \
+	X(UNAVAILABLE, "unavailable")
 
 /* Why a WebSocket connection ended, as /metrics counts it. */
 #define SB_CAUSES(X)                                                          \

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sb_cluster_ops;
+struct sb_held;
 struct sb_session;
 struct sb_registry;
 struct sb_codec;
@@ -52,7 +54,14 @@ struct sb_session_env {
 	double rate;			/* --rate; 0: off */
 	bool draining;			/* the server is shutting down: new
 					 * messages start nothing */
+	const struct sb_cluster_ops *cluster;	/* NULL: a node on its own */
 };
+
+/* Messages a session holds while its join is asked of the backplane: at
+ * most this many, of at most this many bytes in all (beyond them a message
+ * is answered as before a join: not_joined). */
+#define SB_HELD_MAX 32
+#define SB_HELD_BYTES (256 * 1024)
 
 /* One piece of a WebSocket message, as the transport received it. */
 struct sb_piece {
@@ -75,6 +84,17 @@ struct sb_session {
 					 * counts msgs_out as it writes */
 	char *last_room, *last_id;	/* the room and id held last */
 	bool ended;			/* the close is decided */
+
+	/* clusters */
+	bool joining;			/* a join is asked of the backplane */
+	char *pend;			/* its room, id and nick, one after
+					 * the other */
+	uint32_t pend_room, pend_id, pend_nick;	/* their lengths */
+	char *sid;			/* this member's sid while joined or
+					 * joining */
+	uint32_t sid_len;
+	struct sb_held *held, **held_tail;	/* what came meanwhile */
+	uint32_t nheld, held_bytes;
 };
 
 /*
@@ -101,6 +121,12 @@ void sb_session_receive(struct sb_session *s, const void *in, size_t len,
  * of checks of docs/protocol.md. */
 void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 			uint64_t now_ms);
+
+/* The backplane answered the join (the answer is on s->conn): the session
+ * is in its room or is told why not, then what it held is handled.  A
+ * session that is no longer joining drops the answer.  Does nothing
+ * without an answer. */
+void sb_session_answered(struct sb_session *s, uint64_t now_ms);
 
 /* The close is decided: remembers the room and id for the access line,
  * leaves the room (its peers get "leave" when notify) and drops what the

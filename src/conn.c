@@ -1,5 +1,7 @@
 #include "sb_conn.h"
 
+#include "sb_cluster.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -49,6 +51,7 @@ void sb_conn_unref(struct sb_conn *c)
 		return;
 	clear_locked(c);
 	sb_queue_release(&c->q);
+	sb_join_answer_free(c->answer);
 	pthread_mutex_destroy(&c->lock);
 	free(c->id);
 	free(c->nick);
@@ -157,4 +160,27 @@ size_t sb_conn_backlog(struct sb_conn *c)
 	n = c->q.bytes;
 	pthread_mutex_unlock(&c->lock);
 	return n;
+}
+
+void sb_conn_answer(struct sb_conn *c, struct sb_join_answer *a)
+{
+	struct sb_join_answer *old;
+
+	pthread_mutex_lock(&c->lock);
+	old = c->answer;
+	c->answer = a;
+	pthread_mutex_unlock(&c->lock);
+	sb_join_answer_free(old);	/* one join is asked at a time */
+	c->sched->schedule(c->sched, c);
+}
+
+struct sb_join_answer *sb_conn_take_answer(struct sb_conn *c)
+{
+	struct sb_join_answer *a;
+
+	pthread_mutex_lock(&c->lock);
+	a = c->answer;
+	c->answer = NULL;
+	pthread_mutex_unlock(&c->lock);
+	return a;
 }

@@ -4,6 +4,8 @@
  */
 #include "sb_session.h"
 
+#include "sb_bpmsg.h"
+#include "sb_cluster.h"
 #include "sb_codec.h"
 #include "sb_metrics.h"
 #include "sb_registry.h"
@@ -12,6 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* A message that came while a join was asked of the backplane. */
+struct sb_held {
+	struct sb_held *next;
+	uint32_t len;
+	char data[];
+};
 
 /* A reassembly buffer larger than this is freed after each message. */
 #define RX_KEEP 4096
@@ -45,6 +54,7 @@ int sb_session_open(struct sb_session *s, struct sb_session_env *env,
 	sb_conn_set_depth(s->conn, depth);
 	s->rate_stamp = now_ms;
 	s->tokens = 2 * env->rate;
+	s->held_tail = &s->held;
 	sb_utf8_init(&s->utf8);
 	return 0;
 }
@@ -72,15 +82,61 @@ static void remember(struct sb_session *s)
 	s->last_id = id;
 }
 
+/* Tells the other nodes that the member under s->sid left room as id,
+ * and forgets the sid. */
+static void cluster_leave(struct sb_session *s, const char *room, size_t room_len,
+			  const char *id, size_t id_len)
+{
+	const struct sb_cluster_ops *cl = s->env->cluster;
+
+	if (cl && s->sid)
+		cl->leave(cl->arg, room, room_len, id, id_len, s->sid, s->sid_len);
+	free(s->sid);
+	s->sid = NULL;
+	s->sid_len = 0;
+}
+
 /* Leaves the room, if joined. */
 static void leave(struct sb_session *s, bool notify)
 {
+	const char *room;
+	size_t room_len;
+
 	if (!s->conn->room)
 		return;
 	remember(s);
+	room = sb_registry_room_name(s->conn, &room_len);
+	/* the other nodes hear of it after everything this member relayed:
+	 * both go through the backplane's one queue */
+	cluster_leave(s, room, room_len, s->conn->id, s->conn->id_len);
 	sb_registry_leave(s->env->reg, s->conn, notify);
 	free(s->stamp);
 	s->stamp = NULL;
+}
+
+static void drop_held(struct sb_session *s)
+{
+	while (s->held) {
+		struct sb_held *h = s->held;
+
+		s->held = h->next;
+		free(h);
+	}
+	s->held_tail = &s->held;
+	s->nheld = s->held_bytes = 0;
+}
+
+/* A join asked of the backplane is abandoned: if it is let in, it leaves
+ * again at once (the leave goes after the join on the backplane's queue). */
+static void abandon_join(struct sb_session *s)
+{
+	if (!s->joining)
+		return;
+	s->joining = false;
+	cluster_leave(s, s->pend, s->pend_room, s->pend + s->pend_room, s->pend_id);
+	free(s->pend);
+	s->pend = NULL;
+	drop_held(s);
 }
 
 void sb_session_end(struct sb_session *s, bool notify)
@@ -88,6 +144,7 @@ void sb_session_end(struct sb_session *s, bool notify)
 	if (s->ended || !s->conn)
 		return;
 	s->ended = true;
+	abandon_join(s);
 	leave(s, notify);
 	sb_conn_seal(s->conn);
 }
@@ -104,6 +161,10 @@ void sb_session_release(struct sb_session *s, bool notify)
 	free(s->stamp);
 	free(s->last_room);
 	free(s->last_id);
+	free(s->pend);
+	free(s->sid);
+	s->pend = s->sid = NULL;
+	drop_held(s);
 	s->rx = s->stamp = s->last_room = s->last_id = NULL;
 	s->rx_len = s->rx_cap = 0;
 }
@@ -162,8 +223,49 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 	size_t room_len = req->room.present ? req->room.len : sizeof(def_room) - 1;
 	const char *nick = req->nick.present ? req->nick.p : "";
 	size_t nick_len = req->nick.present ? req->nick.len : 0;
+	const struct sb_cluster_ops *cl = s->env->cluster;
+	char sid[SB_SID_MAX];
+	size_t sid_len;
 	int rc;
 
+	if (cl) {
+		/* the backplane decides, for the whole cluster; the answer
+		 * comes later (sb_session_answered) */
+		if (!cl->up(cl->arg)) {
+			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
+				    "reached now; try again later", "join", 4);
+			return;
+		}
+		sid_len = cl->sid(cl->arg, sid);
+		s->pend = malloc(room_len + req->id.len + nick_len + 1);
+		s->sid = malloc(sid_len + 1);
+		if (!s->pend || !s->sid) {
+			free(s->pend);
+			free(s->sid);
+			s->pend = s->sid = NULL;
+			close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
+			return;
+		}
+		memcpy(s->pend, room, room_len);
+		memcpy(s->pend + room_len, req->id.p, req->id.len);
+		memcpy(s->pend + room_len + req->id.len, nick, nick_len);
+		s->pend_room = (uint32_t)room_len;
+		s->pend_id = (uint32_t)req->id.len;
+		s->pend_nick = (uint32_t)nick_len;
+		memcpy(s->sid, sid, sid_len);
+		s->sid_len = (uint32_t)sid_len;
+		if (cl->join(cl->arg, s->conn, room, room_len, req->id.p, req->id.len,
+			     nick, nick_len, sid, sid_len)) {
+			free(s->pend);
+			free(s->sid);
+			s->pend = s->sid = NULL;
+			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
+				    "reached now; try again later", "join", 4);
+			return;
+		}
+		s->joining = true;
+		return;
+	}
 	rc = sb_registry_join(s->env->reg, s->conn, room, room_len,
 			      req->id.p, req->id.len, nick, nick_len);
 	if (rc == -EEXIST)
@@ -173,6 +275,76 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 		reply_error(s, SB_ERR_ROOM_FULL, "the room is full", "join", 4);
 	else if (rc)
 		close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);	/* out of memory */
+}
+
+/* What a relay in a cluster hands the other nodes. */
+struct route_ctx {
+	struct sb_session *s;
+	struct sb_msg *m;		/* the relay, as this node's members get it */
+	const char *who;		/* M: the receiver; B: the sender */
+	size_t who_len;
+	enum sb_bpmsg_kind kind;
+	struct sb_msg *bp;		/* written once, for the first node */
+	bool up, failed;
+};
+
+/* Called by the registry, under its read lock, for each node m must go
+ * to: one message written for all of them, queued to each. */
+static void route_publish(void *arg, const char *node)
+{
+	struct route_ctx *x = arg;
+	const struct sb_cluster_ops *cl = x->s->env->cluster;
+
+	if (!x->up) {
+		x->failed = true;
+		return;
+	}
+	if (!x->bp) {
+		struct sb_buf b;
+		size_t room_len;
+		const char *room = sb_registry_room_name(x->s->conn, &room_len);
+
+		sb_buf_init(&b, (size_t)UINT32_MAX);
+		sb_bpmsg_relay(&b, x->kind, room, room_len, x->who, x->who_len,
+			       x->m->data, x->m->len);
+		if (!sb_buf_failed(&b))
+			x->bp = sb_msg_from(b.p, b.len);
+		sb_buf_release(&b);
+		if (!x->bp) {
+			x->failed = true;
+			return;
+		}
+	}
+	cl->publish(cl->arg, node, x->bp);
+}
+
+/* A relay in a cluster: to this node's members through the registry, to
+ * the others through the backplane.  The recipients, -ENOENT, or
+ * -EHOSTUNREACH when some could not be reached (the backplane is down). */
+static int relay_cluster(struct sb_session *s, struct sb_request *req,
+			 struct sb_msg *m)
+{
+	const struct sb_cluster_ops *cl = s->env->cluster;
+	struct sb_conn *c = s->conn;
+	struct route_ctx x = { .s = s, .m = m, .up = cl->up(cl->arg) };
+	int n;
+
+	if (req->receiver.present) {
+		x.kind = SB_BPMSG_TO;
+		x.who = req->receiver.p;
+		x.who_len = req->receiver.len;
+	} else {
+		x.kind = SB_BPMSG_ALL;
+		x.who = c->id;
+		x.who_len = c->id_len;
+	}
+	n = sb_registry_route(s->env->reg, c,
+			      req->receiver.present ? req->receiver.p : NULL,
+			      req->receiver.len, m, route_publish, &x);
+	sb_msg_unref(x.bp);
+	if (n >= 0 && x.failed)
+		return -EHOSTUNREACH;
+	return n;
 }
 
 static void do_relay(struct sb_session *s, struct sb_request *req)
@@ -195,15 +367,48 @@ static void do_relay(struct sb_session *s, struct sb_request *req)
 		return;
 	}
 	m->t_rx = mono_ns();
-	n = sb_registry_relay(s->env->reg, c,
-			      req->receiver.present ? req->receiver.p : NULL,
-			      req->receiver.len, m);
-	sb_msg_unref(m);
+	if (s->env->cluster) {
+		n = relay_cluster(s, req, m);
+		sb_msg_unref(m);
+		if (n == -EHOSTUNREACH) {
+			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
+				    "reached now: peers on other nodes did not get it",
+				    sb_type_names[req->type],
+				    strlen(sb_type_names[req->type]));
+			return;
+		}
+	} else {
+		n = sb_registry_relay(s->env->reg, c,
+				      req->receiver.present ? req->receiver.p : NULL,
+				      req->receiver.len, m);
+		sb_msg_unref(m);
+	}
 	if (n == -ENOENT)
 		reply_error(s, SB_ERR_PEER_NOT_FOUND,
 			    "no other peer with that id in this room",
 			    sb_type_names[req->type],
 			    strlen(sb_type_names[req->type]));
+}
+
+/* Keeps a message that came while the join is asked, within the bounds.
+ * false when it does not fit: it is handled now, as before a join. */
+static bool hold(struct sb_session *s, const char *buf, size_t len)
+{
+	struct sb_held *h;
+
+	if (s->nheld >= SB_HELD_MAX || len > SB_HELD_BYTES - s->held_bytes)
+		return false;
+	h = malloc(sizeof(*h) + len);
+	if (!h)
+		return false;
+	h->next = NULL;
+	h->len = (uint32_t)len;
+	memcpy(h->data, buf, len);
+	*s->held_tail = h;
+	s->held_tail = &h->next;
+	s->nheld++;
+	s->held_bytes += (uint32_t)len;
+	return true;
 }
 
 void sb_session_message(struct sb_session *s, const char *buf, size_t len,
@@ -217,6 +422,8 @@ void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 
 	if (s->ended)
 		return;
+	if (s->joining && hold(s, buf, len))
+		return;		/* handled when the backplane answers */
 	sb_stat_add(&s->env->stats->received, 1);
 	s->msgs_in++;
 	if (s->env->draining)
@@ -243,9 +450,10 @@ void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 		send_self(s, sb_event_pong());
 		break;
 	case SB_TYPE_JOIN:
-		if (joined) {
-			reply_error(s, SB_ERR_ALREADY_JOINED,
-				    "already joined; send leave first", "join", 4);
+		if (joined || s->joining) {
+			reply_error(s, SB_ERR_ALREADY_JOINED, joined ?
+				    "already joined; send leave first" :
+				    "a join is under way", "join", 4);
 			break;
 		}
 		if (sb_codec_check(codec, &req, why, sizeof(why)) != SB_ERR_NONE) {
@@ -276,6 +484,63 @@ void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 	}
 done:
 	sb_codec_done(codec, &req);
+}
+
+void sb_session_answered(struct sb_session *s, uint64_t now_ms)
+{
+	struct sb_join_answer *a = sb_conn_take_answer(s->conn);
+	const char *room = s->pend, *id, *nick;
+	int rc;
+
+	if (!a)
+		return;
+	if (!s->joining || s->ended) {
+		sb_join_answer_free(a);
+		return;
+	}
+	s->joining = false;
+	id = room + s->pend_room;
+	nick = id + s->pend_id;
+	if (a->err != SB_ERR_NONE) {
+		free(s->sid);
+		s->sid = NULL;
+		s->sid_len = 0;
+		if (a->err == SB_ERR_ID_TAKEN)
+			reply_error(s, a->err, "this id is taken in this room", "join", 4);
+		else if (a->err == SB_ERR_ROOM_FULL)
+			reply_error(s, a->err, "the room is full", "join", 4);
+		else
+			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
+				    "reached now; try again later", "join", 4);
+	} else {
+		rc = sb_registry_join_cluster(s->env->reg, s->conn, room, s->pend_room,
+					      id, s->pend_id, nick, s->pend_nick,
+					      &a->snap);
+		if (rc) {
+			/* let in by the cluster, not here: out again */
+			cluster_leave(s, room, s->pend_room, id, s->pend_id);
+			if (rc == -EEXIST)
+				reply_error(s, SB_ERR_ID_TAKEN,
+					    "this id is taken in this room", "join", 4);
+			else
+				close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
+		}
+	}
+	sb_join_answer_free(a);
+	free(s->pend);
+	s->pend = NULL;
+	/* what came meanwhile, in order, until a join is asked again */
+	while (s->held && !s->joining && !s->ended) {
+		struct sb_held *h = s->held;
+
+		s->held = h->next;
+		if (!s->held)
+			s->held_tail = &s->held;
+		s->nheld--;
+		s->held_bytes -= h->len;
+		sb_session_message(s, h->data, h->len, now_ms);
+		free(h);
+	}
 }
 
 /* ------------------------------------------------------------ reassembly */

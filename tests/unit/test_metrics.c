@@ -23,6 +23,7 @@ static const struct {
 	{ SB_ERR_PEER_NOT_FOUND, "peer_not_found" },
 	{ SB_ERR_UNAUTHORIZED, "unauthorized" },
 	{ SB_ERR_RATE_LIMITED, "rate_limited" },
+	{ SB_ERR_UNAVAILABLE, "unavailable" },
 };
 
 static const struct {
