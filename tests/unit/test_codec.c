@@ -992,6 +992,7 @@ static void test_event_error(void)
 		{ SB_ERR_PEER_NOT_FOUND, "peer_not_found" },
 		{ SB_ERR_UNAUTHORIZED, "unauthorized" },
 		{ SB_ERR_RATE_LIMITED, "rate_limited" },
+		{ SB_ERR_UNAVAILABLE, "unavailable" },
 	};
 
 	CHECK_EQ_INT(SB_ERR_COUNT, sizeof(codes) / sizeof(codes[0]));
