@@ -26,6 +26,8 @@
 #include "check.h"
 #include "json_event.h"
 
+#include "sb_bpmsg.h"
+#include "sb_cluster.h"
 #include "sb_codec.h"
 #include "sb_conn.h"
 #include "sb_metrics.h"
@@ -34,6 +36,9 @@
 #include "sb_session.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <json-c/json.h>
 
 enum {
@@ -1637,9 +1642,276 @@ static void test_queue_depth(void)
 	teardown();
 }
 
+/* ---- clusters: a backplane played by hand ---- */
+
+#define NODE_A "aaaaaaaaaaaaaaaa"	/* this node */
+#define NODE_B "bbbbbbbbbbbbbbbb"
+
+/* What the sessions asked of the backplane, as text, one line each. */
+static struct {
+	bool up;
+	int fail_join;		/* cl->join refuses */
+	unsigned sids;
+	char log[4096];
+	struct sb_conn *asked;	/* the last join's connection */
+} B;
+
+static void blog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void blog(const char *fmt, ...)
+{
+	size_t n = strlen(B.log);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(B.log + n, sizeof(B.log) - n, fmt, ap);
+	va_end(ap);
+}
+
+static bool b_up(void *arg)
+{
+	(void)arg;
+	return B.up;
+}
+
+static size_t b_sid(void *arg, char *buf)
+{
+	(void)arg;
+	return (size_t)snprintf(buf, SB_SID_MAX, NODE_A ":%u", ++B.sids);
+}
+
+static int b_join(void *arg, struct sb_conn *c, const char *room, size_t room_len,
+		  const char *id, size_t id_len, const char *nick, size_t nick_len,
+		  const char *sid, size_t sid_len)
+{
+	(void)arg;
+	if (B.fail_join)
+		return -1;
+	B.asked = c;
+	blog("join %.*s %.*s %.*s %.*s\n", (int)room_len, room, (int)id_len, id,
+	     (int)nick_len, nick, (int)sid_len, sid);
+	return 0;
+}
+
+static void b_leave(void *arg, const char *room, size_t room_len, const char *id,
+		    size_t id_len, const char *sid, size_t sid_len)
+{
+	(void)arg;
+	blog("leave %.*s %.*s %.*s\n", (int)room_len, room, (int)id_len, id,
+	     (int)sid_len, sid);
+}
+
+static void b_publish(void *arg, const char *node, struct sb_msg *m)
+{
+	(void)arg;
+	blog("to %.*s %.*s\n", SB_NODE_LEN, node, (int)m->len, m->data);
+}
+
+static const struct sb_cluster_ops cluster_ops = {
+	NULL, b_up, b_sid, b_join, b_leave, b_publish,
+};
+
+static void setup_cluster(void)
+{
+	setup();
+	memset(&B, 0, sizeof(B));
+	B.up = true;
+	F.env.cluster = &cluster_ops;
+	sb_registry_set_node(F.env.reg, NODE_A);
+}
+
+/* The backplane lets the last join in, with these members of the room on
+ * other nodes (ids and sids of NODE_B, empty nicks) at seq. */
+static void let_in(struct peer *p, const char *const *ids, int n, uint64_t seq)
+{
+	struct sb_join_answer *a = calloc(1, sizeof(*a));
+	struct sb_member *m = calloc((size_t)n + 1, sizeof(*m));
+	static char sids[8][32];
+
+	CHECK(a && m);
+	CHECK(n <= 8);
+	for (int i = 0; i < n; i++) {
+		snprintf(sids[i], sizeof(sids[i]), NODE_B ":%d", i + 1);
+		m[i].id = (struct sb_bpfield){ ids[i], strlen(ids[i]) };
+		m[i].sid = (struct sb_bpfield){ sids[i], strlen(sids[i]) };
+		m[i].nick = (struct sb_bpfield){ "", 0 };
+	}
+	a->err = SB_ERR_NONE;
+	a->snap = (struct sb_snapshot){ { "e1", 2 }, seq, m, (size_t)n };
+	a->owned = m;
+	CHECK(B.asked == p->s.conn);
+	sb_conn_answer(p->s.conn, a);
+	sb_session_answered(&p->s, F.now);
+}
+
+static void refuse(struct peer *p, enum sb_err err)
+{
+	sb_conn_answer(p->s.conn, sb_join_answer_refused(err));
+	sb_session_answered(&p->s, F.now);
+}
+
+static void expect_log(const char *want)
+{
+	if (strcmp(B.log, want))
+		fprintf(stderr, "backplane log:\n%s\nwanted:\n%s\n", B.log, want);
+	CHECK_EQ_STR(B.log, want);
+	B.log[0] = '\0';
+}
+
+static void test_cluster_join(void)
+{
+	struct peer a, b;
+	const char *remote[] = { "bob", "cy" };
+
+	setup_cluster();
+	open_peer(&a);
+	open_peer(&b);
+	/* the backplane down: unavailable, nothing asked */
+	B.up = false;
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	expect_error(&a, SB_ERR_UNAVAILABLE, "join");
+	expect_log("");
+	/* or it cannot be asked */
+	B.up = true;
+	B.fail_join = 1;
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	expect_error(&a, SB_ERR_UNAVAILABLE, "join");
+	B.fail_join = 0;
+
+	/* asked; what comes meanwhile waits, in order */
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"nick\":\"Al\",\"room\":\"r\"}");
+	expect_log("join r alice Al " NODE_A ":2\n");	/* :1 went to the join that could not be asked */
+	send_text(&a, "{\"type\":\"message\",\"payload\":{\"n\":1}}");
+	send_text(&a, "{\"type\":\"join\",\"id\":\"again\"}");
+	send_text(&a, "{\"type\":\"offer\",\"receiverId\":\"bob\",\"payload\":{}}");
+	send_text(&a, "{\"type\":\"ping\"}");
+	expect_nothing(&a);
+	CHECK_EQ_INT((int)received(), 3);	/* the joins; the rest is held */
+	let_in(&a, remote, 2, 7);
+	{
+		const char *nicks[] = { "", "" };
+
+		expect_joined(&a, "r", "alice", "Al", 2, remote, nicks);
+	}
+	/* the broadcast to NODE_B once; the second join refused; the offer
+	 * to bob's node; the pong */
+	expect_log("to " NODE_B " B1:r5:alice{\"type\":\"message\",\"payload\":{\"n\":1,\"id\":\"alice\",\"nick\":\"Al\"}}\n"
+		   "to " NODE_B " M1:r3:bob{\"type\":\"offer\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n");
+	expect_error(&a, SB_ERR_ALREADY_JOINED, "join");
+	expect_pong(&a);
+	expect_nothing(&a);
+	CHECK_EQ_INT((int)received(), 7);
+
+	/* a local member joins too: told of alice, the remote ones listed */
+	send_text(&b, "{\"type\":\"join\",\"id\":\"dee\",\"room\":\"r\"}");
+	expect_log("join r dee  " NODE_A ":3\n");
+	let_in(&b, remote, 2, 9);
+	{
+		const char *ids[] = { "alice", "bob", "cy" }, *nicks[] = { "Al", "", "" };
+
+		expect_joined(&b, "r", "dee", "", 3, ids, nicks);
+	}
+	expect_peer(&a, "join", "dee", "");
+	/* the backplane goes away: a message for bob is unavailable, one for
+	 * dee is delivered; a broadcast reaches dee and says unavailable */
+	B.up = false;
+	send_text(&a, "{\"type\":\"offer\",\"receiverId\":\"bob\",\"payload\":{}}");
+	expect_error(&a, SB_ERR_UNAVAILABLE, "offer");
+	send_text(&a, "{\"type\":\"offer\",\"receiverId\":\"dee\",\"payload\":{}}");
+	take_event(&b, "offer", &(struct json_object *){ NULL });
+	send_text(&a, "{\"type\":\"message\",\"payload\":{}}");
+	take_event(&b, "message", &(struct json_object *){ NULL });
+	expect_error(&a, SB_ERR_UNAVAILABLE, "message");
+	expect_log("");
+	B.up = true;
+
+	/* leave: here and through the backplane, after what it relayed */
+	send_text(&a, "{\"type\":\"message\",\"receiverId\":\"cy\",\"payload\":{}}");
+	send_text(&a, "{\"type\":\"leave\"}");
+	expect_log("to " NODE_B " M1:r2:cy{\"type\":\"message\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n"
+		   "leave r alice " NODE_A ":2\n");
+	expect_peer(&b, "leave", "alice", "Al");
+	sb_session_release(&a.s, true);
+	sb_session_release(&b.s, true);
+	expect_log("leave r dee " NODE_A ":3\n");
+	teardown();
+}
+
+static void test_cluster_join_refused(void)
+{
+	struct peer a;
+
+	setup_cluster();
+	open_peer(&a);
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	send_text(&a, "{\"type\":\"message\",\"payload\":{}}");
+	refuse(&a, SB_ERR_ROOM_FULL);
+	expect_error(&a, SB_ERR_ROOM_FULL, "join");
+	expect_error(&a, SB_ERR_NOT_JOINED, "message");
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	refuse(&a, SB_ERR_ID_TAKEN);
+	expect_error(&a, SB_ERR_ID_TAKEN, "join");
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	refuse(&a, SB_ERR_UNAVAILABLE);
+	expect_error(&a, SB_ERR_UNAVAILABLE, "join");
+	expect_nothing(&a);
+	/* no leave for joins that were refused */
+	expect_log("join r alice  " NODE_A ":1\njoin r alice  " NODE_A ":2\n"
+		   "join r alice  " NODE_A ":3\n");
+	/* an answer nobody waits for is dropped */
+	refuse(&a, SB_ERR_ROOM_FULL);
+	expect_nothing(&a);
+	sb_session_release(&a.s, true);
+	expect_log("");
+	teardown();
+}
+
+/* The connection ends while its join is asked: if it is let in, it leaves
+ * at once; held messages are dropped; the bound on what is held. */
+static void test_cluster_join_abandoned(void)
+{
+	struct peer a, b;
+	char msg[64];
+
+	setup_cluster();
+	open_peer(&a);
+	open_peer(&b);
+	send_text(&a, "{\"type\":\"join\",\"id\":\"alice\",\"room\":\"r\"}");
+	for (int i = 0; i < SB_HELD_MAX; i++)
+		send_text(&a, "{\"type\":\"ping\"}");
+	/* one more than it holds: handled now, as before a join */
+	snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"payload\":{}}");
+	send_text(&a, msg);
+	expect_error(&a, SB_ERR_NOT_JOINED, "message");
+	expect_nothing(&a);
+	sb_session_release(&a.s, true);
+	expect_log("join r alice  " NODE_A ":1\nleave r alice " NODE_A ":1\n");
+
+	/* b's join is let in after a held message too big to hold */
+	send_text(&b, "{\"type\":\"join\",\"id\":\"bo\",\"room\":\"r\"}");
+	{
+		static char big[SB_HELD_BYTES + 64];
+		size_t n = (size_t)snprintf(big, sizeof(big), "{\"type\":\"message\",\"payload\":{\"x\":\"");
+
+		memset(big + n, 'x', SB_HELD_BYTES);
+		memcpy(big + n + SB_HELD_BYTES, "\"}}", 4);
+		F.env.max_message = sizeof(big);
+		send_text(&b, big);
+		expect_error(&b, SB_ERR_NOT_JOINED, "message");
+	}
+	let_in(&b, NULL, 0, 3);
+	expect_joined(&b, "r", "bo", "", 0, NULL, NULL);
+	sb_session_release(&b.s, true);
+	expect_log("join r bo  " NODE_A ":2\nleave r bo " NODE_A ":2\n");
+	teardown();
+}
+
 int main(void)
 {
 	RUN_TEST(test_open_and_release);
+	RUN_TEST(test_cluster_join);
+	RUN_TEST(test_cluster_join_refused);
+	RUN_TEST(test_cluster_join_abandoned);
 	RUN_TEST(test_ping_before_join);
 	RUN_TEST(test_schedules);
 	RUN_TEST(test_bad_json);
