@@ -401,6 +401,9 @@ describe('beat.lua', () => {
       assert.equal(fromA[0], 2);
       assert.equal(fromB[0], 2);
       assert.equal(await s.cmd('EXISTS', `sb:m:${dead}`), 0);
+      for (let i = 0; i < MEMBERS; i++) {
+        assert.deepEqual((await s.cmd('HKEYS', `sb:r:k${round}-${i}`)).sort(), [`a${round}-${i}`, `b${round}-${i}`]);
+      }
     }
     const evs = (await s.news()).filter(([, e]) => e.kind === 'L');
     const byId = receivers(evs);
@@ -548,5 +551,53 @@ describe('snapshot.lua', () => {
     const e2 = (await s.snapshot('r'))[0];
     assert.notEqual(e2, e1);
     assert.deepEqual(await s.join(A, 'r', 'x', 1, 'X'), ['ok', e2, 1]);
+  });
+
+  test('each script that returns or publishes an epoch makes it when the dataset has none', async (t) => {
+    const s = await setup(t);
+    const seen = new Set();
+    // An emptied dataset holding, without any script's help, x of A and y
+    // of B in room r, both nodes' sets, and A's last sign of life long ago.
+    const emptied = async () => {
+      await s.cmd('FLUSHDB');
+      await s.cmd('HSET', 'sb:r:r', 'x', `18:${A}:1X`, 'y', `18:${B}:1Y`);
+      await s.cmd('SADD', `sb:m:${A}`, '1:rx');
+      await s.cmd('SADD', `sb:m:${B}`, '1:ry');
+      const old = (await redisNow(s)) - 60000;
+      await s.cmd('ZADD', 'sb:nodes', old, A, old, B);
+      await s.news();
+    };
+    const fresh = async (epoch, name) => {
+      assert.ok(epoch, `${name}: an epoch`);
+      assert.equal(await s.cmd('GET', 'sb:epoch'), epoch, `${name}: the one kept in sb:epoch`);
+      assert.ok(!seen.has(epoch), `${name}: a new epoch (${epoch})`);
+      seen.add(epoch);
+    };
+    const told = async (name) => {
+      const evs = await s.news();
+      assert.equal(evs.length > 0 && new Set(evs.map(([, e]) => e.epoch)).size, 1, `${name}: events of one epoch`);
+      return evs[0][1].epoch;
+    };
+
+    // twice each: a script that kept one epoch for every dataset would repeat it
+    for (let round = 0; round < 2; round++) {
+      await emptied();
+      await fresh((await s.join(C, 'r', 'z', 1, 'Z'))[1], 'join.lua');
+      await emptied();
+      await fresh((await s.snapshot('r'))[0], 'snapshot.lua');
+      await emptied();
+      assert.deepEqual(await s.rejoin(C, 'r', 'z', 1, 'Z'), ['added']);
+      await fresh(await told('rejoin.lua'), 'rejoin.lua');
+      await emptied();
+      assert.equal(await s.leave(A, 'r', 'x', `${A}:1`), 1);
+      await fresh(await told('leave.lua'), 'leave.lua');
+      await emptied();
+      assert.equal(await s.drain(A), 1);
+      await fresh(await told('drain.lua'), 'drain.lua');
+      await emptied();
+      await s.cmd('ZADD', 'sb:nodes', await redisNow(s), B);
+      assert.deepEqual(await s.beat(B, 5000), [1, 1]);
+      await fresh(await told('beat.lua'), 'beat.lua');
+    }
   });
 });
