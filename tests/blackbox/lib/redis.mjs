@@ -1,7 +1,8 @@
 // A Redis of the suite's own for the cluster tests: Debian's redis-server
 // on a free loopback port, with no persistence and its files in a
-// temporary directory, stopped when the test ends; and a minimal RESP
-// client to look into it.
+// temporary directory, stopped when the test ends; a minimal RESP client
+// to look into it and run scripts; and a subscriber that collects what is
+// published on channels.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,8 +34,9 @@ function encode(args) {
 }
 
 // Parses one reply at buf[i..]: [value, next] or null when incomplete.
-// Errors become {error: text}.
-function parse(buf, i = 0) {
+// Errors become {error: text}; bulk strings are UTF-8 text, or with `raw`
+// Buffers (their bytes as they are).
+function parse(buf, i = 0, raw = false) {
   const eol = buf.indexOf('\r\n', i);
   if (eol < 0) return null;
   const line = buf.toString('latin1', i + 1, eol);
@@ -47,7 +49,8 @@ function parse(buf, i = 0) {
       const n = Number(line);
       if (n < 0) return [null, next];
       if (buf.length < next + n + 2) return null;
-      return [buf.toString('utf8', next, next + n), next + n + 2];
+      const bytes = buf.subarray(next, next + n);
+      return [raw ? Buffer.from(bytes) : bytes.toString('utf8'), next + n + 2];
     }
     case 0x2a: { // *
       const n = Number(line);
@@ -55,7 +58,7 @@ function parse(buf, i = 0) {
       const out = [];
       let at = next;
       for (let k = 0; k < n; k++) {
-        const r = parse(buf, at);
+        const r = parse(buf, at, raw);
         if (!r) return null;
         out.push(r[0]);
         at = r[1];
@@ -162,6 +165,10 @@ export async function startRedis({ t, password } = {}) {
       const r = await redisCommands(port, [...auth, ['SELECT', db], args]);
       return r[r.length - 1];
     },
+    // A Lua script run with EVAL in database db, no KEYS, args as ARGV.
+    eval(db, script, ...args) {
+      return redis.command(db, 'EVAL', script, 0, ...args);
+    },
     alive: () => proc && proc.exitCode === null && proc.signalCode === null,
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
@@ -193,4 +200,100 @@ export async function startRedis({ t, password } = {}) {
   if (t) t.after(cleanup);
   redis.cleanup = cleanup;
   return redis;
+}
+
+// Subscribes on one connection to `channels` (SUBSCRIBE) and `patterns`
+// (PSUBSCRIBE) and collects what is published there, in order, as
+// {channel, data} (data a Buffer, the bytes as published).  Resolves once
+// Redis confirmed every subscription, to:
+//   next(ms)   the next message not yet taken by next(), waiting at most ms
+//   all()      every message so far
+//   sync(ms)   every message published before the call, once they arrived:
+//              a marker is published on a channel of the collector's own
+//              and, Redis delivering in order, waited for (at most ms)
+//   close()
+// A pattern should not match a subscribed channel (the message would come
+// twice), nor the marker's channel, "sb-test-mark:*".
+export async function subscribe(port, { channels = [], patterns = [], password } = {}) {
+  const mark = `sb-test-mark:${process.pid}:${Math.random().toString(16).slice(2)}`;
+  const sock = net.connect({ host: '127.0.0.1', port });
+  track(sock);
+  const messages = [];
+  const marks = new Set();
+  let taken = 0;
+  let wanted = 1 + channels.length + patterns.length;
+  let confirmed = 0;
+  let failure = null;
+  let wake = () => {};
+  let buf = Buffer.alloc(0);
+
+  const changed = () => { const w = wake; wake = () => {}; w(); };
+  // Resolves when ok() holds, rejects after ms or on a failure.
+  async function until(ok, ms, what) {
+    const deadline = Date.now() + ms;
+    while (!ok()) {
+      if (failure) throw failure;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wake = () => { clearTimeout(timer); resolve(); };
+      });
+    }
+  }
+
+  sock.on('error', (err) => { failure = err; changed(); });
+  sock.on('close', () => { failure = failure || new Error('the subscriber\'s connection closed'); changed(); });
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const r = parse(buf, 0, true);
+      if (!r) break;
+      buf = buf.subarray(r[1]);
+      const v = r[0];
+      if (v && v.error) { failure = new Error(`Redis: ${v.error}`); continue; }
+      if (!Array.isArray(v)) { confirmed++; continue; } // +OK of AUTH
+      const kind = v[0].toString();
+      if (kind === 'subscribe' || kind === 'psubscribe') confirmed++;
+      else if (kind === 'message' || kind === 'pmessage') {
+        const channel = v[v.length - 2].toString('utf8');
+        const data = v[v.length - 1];
+        if (channel === mark) marks.add(data.toString());
+        else messages.push({ channel, data });
+      }
+    }
+    changed();
+  });
+
+  const cmds = [];
+  if (password) { cmds.push(['AUTH', password]); wanted++; }
+  cmds.push(['SUBSCRIBE', mark, ...channels]);
+  if (patterns.length) cmds.push(['PSUBSCRIBE', ...patterns]);
+  sock.write(Buffer.concat(cmds.map(encode)));
+  try {
+    await until(() => confirmed >= wanted, T(3000), 'Redis to confirm the subscriptions');
+  } catch (err) {
+    sock.destroy();
+    untrack(sock);
+    throw err;
+  }
+
+  let marksSent = 0;
+  return {
+    async next(ms = T(2000)) {
+      await until(() => messages.length > taken, ms, 'a published message');
+      return messages[taken++];
+    },
+    all: () => messages.slice(),
+    async sync(ms = T(2000)) {
+      const token = String(++marksSent);
+      await redisCommands(port, [...(password ? [['AUTH', password]] : []), ['PUBLISH', mark, token]]);
+      await until(() => marks.has(token), ms, 'the marker published after the messages');
+      return messages.slice();
+    },
+    close() {
+      sock.destroy();
+      untrack(sock);
+    },
+  };
 }

@@ -1,0 +1,105 @@
+-- beat.lua: a node's sign of life, and the reaping of the dead, atomically.
+-- The node's score in sb:nodes becomes now (Redis's clock, ms); every node
+-- whose score is older than now - timeout_ms is dead: each member it still
+-- holds (the room's hash has the id with a sid of that node) is removed
+-- from its room, the membership sequence is incremented, and an L event
+-- goes once to each node that still has a member in that room (never to a
+-- node found dead in this run); then the dead node's set and its entry in
+-- sb:nodes are deleted.  Being one script, when several nodes run it at
+-- once the first reaps and the others find nothing: each departure is
+-- published exactly once.
+-- The keys and forms are in docs/cluster-data.md; ARGV only (no KEYS):
+-- standalone Redis, not Redis Cluster.
+--
+-- ARGV: P (channel prefix), node (16 lowercase hex), timeout_ms (decimal)
+-- Reply: {live, reaped}: the nodes in sb:nodes after reaping, the members
+--   removed.
+-- Errors: a node that is not 16 lowercase hex, a timeout that is not a
+--   decimal.
+--
+-- The helpers below (field, unfield, epoch, nodes_in, event) and the
+-- removal loop are repeated in the scripts that use them (drain.lua has the
+-- same loop): each script is sent alone with EVAL.
+
+local P, node, timeout = ARGV[1], ARGV[2], ARGV[3]
+
+-- "<length>:<bytes>" (include/sb_bpmsg.h)
+local function field(s) return #s .. ':' .. s end
+
+-- "<len>:<a><b>" -> a, b
+local function unfield(v)
+  local c = string.find(v, ':', 1, true)
+  local n = tonumber(string.sub(v, 1, c - 1))
+  return string.sub(v, c + 1, c + n), string.sub(v, c + n + 1)
+end
+
+-- The dataset's identity, made on first use.
+local function epoch()
+  local e = redis.call('GET', 'sb:epoch')
+  if not e then
+    local t = redis.call('TIME')
+    e = t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', 'sb:epochs')
+    redis.call('SET', 'sb:epoch', e, 'NX')
+  end
+  return e
+end
+
+-- The distinct nodes (first 16 bytes of a sid) with a member in the room,
+-- but those in the set `except`, in the order first met.
+local function nodes_in(rkey, except)
+  local list, seen = {}, {}
+  for _, v in ipairs(redis.call('HVALS', rkey)) do
+    local n = string.sub(unfield(v), 1, 16)
+    if not except[n] and not seen[n] then
+      seen[n] = true
+      list[#list + 1] = n
+    end
+  end
+  return list
+end
+
+-- A J or L event (include/sb_bpmsg.h).
+local function event(kind, seq, e, r, i, s, k)
+  return kind .. string.format('%d', seq) .. ' ' ..
+    field(e) .. field(r) .. field(i) .. field(s) .. field(k)
+end
+
+if not string.find(node, '^[0-9a-f]+$') or #node ~= 16 then
+  return redis.error_reply('ERR beat.lua: node is not 16 lowercase hex')
+end
+if not string.find(timeout, '^[0-9]+$') then
+  return redis.error_reply('ERR beat.lua: timeout_ms is not a decimal')
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', 'sb:nodes', string.format('%d', now), node)
+local dead = redis.call('ZRANGEBYSCORE', 'sb:nodes', '-inf',
+  '(' .. string.format('%d', now - tonumber(timeout)))
+local gone = {}
+for _, d in ipairs(dead) do gone[d] = true end
+
+local reaped = 0
+for _, d in ipairs(dead) do
+  local mkey = 'sb:m:' .. d
+  for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
+    local room, id = unfield(el)
+    local rkey = 'sb:r:' .. room
+    local v = redis.call('HGET', rkey, id)
+    if v then
+      local sid, nick = unfield(v)
+      if string.sub(sid, 1, 16) == d then
+        redis.call('HDEL', rkey, id)
+        reaped = reaped + 1
+        local seq = redis.call('INCR', 'sb:seq')
+        local msg = event('L', seq, epoch(), room, id, sid, nick)
+        for _, n in ipairs(nodes_in(rkey, gone)) do
+          redis.call('PUBLISH', P .. n, msg)
+        end
+      end
+    end
+  end
+  redis.call('DEL', mkey)
+  redis.call('ZREM', 'sb:nodes', d)
+end
+return {redis.call('ZCARD', 'sb:nodes'), reaped}
