@@ -13,14 +13,21 @@
 #define SB_BACKPLANE_H
 
 #include "sb_bpstatus.h"
+#include "sb_cluster.h"
 #include "sb_config.h"
+#include "sb_registry.h"
 
 struct sb_backplane;
 
 /* Starts the thread for cfg->redis (cfg must outlive it); it reports to
- * st.  NULL when the thread cannot be made (logged). */
+ * st, and applies what other nodes send to reg (whose node it sets).  NULL
+ * when the thread cannot be made (logged).  main, before the workers. */
 struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
-					struct sb_bp_status *st);
+					struct sb_bp_status *st,
+					struct sb_registry *reg);
+
+/* What sessions call (sb_cluster.h); valid until sb_backplane_stop. */
+const struct sb_cluster_ops *sb_backplane_ops(struct sb_backplane *bp);
 
 /* Leaves the cluster (this node's entry removed, if Redis answers within a
  * second) and stops and frees the backplane.  NULL is fine. */

@@ -21,12 +21,15 @@ struct sb_http_src;
 struct ssl_ctx_st;
 
 /* What a worker is given; every pointer outlives it. */
+struct sb_cluster_ops;
+
 struct sb_worker_setup {
 	const struct sb_config *cfg;
 	struct sb_registry *reg;
 	struct sb_edge *edge;
 	const struct sb_http_src *http_src;
 	struct ssl_ctx_st *tls_client_ctx;	/* with TLS (sb_transport.h) */
+	const struct sb_cluster_ops *cluster;	/* --redis; NULL: on its own */
 	/* called once the worker has drained (its context is gone), on the
 	 * worker's thread */
 	void (*drained)(void *arg);

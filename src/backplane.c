@@ -11,7 +11,13 @@
  */
 #include "sb_backplane.h"
 
+#include "sb_bpmsg.h"
+#include "sb_cluster.h"
+#include "sb_conn.h"
 #include "sb_log.h"
+#include "sb_lua.h"
+#include "sb_msg.h"
+#include "sb_registry.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -29,26 +35,36 @@
 #define LEAVE_WAIT_MS 1000
 #define HOST_W 60		/* bytes of the host a reason holds */
 
-/* The keys, in the database of --redis.  Channels are not per database in
- * Redis: theirs carry the database's number. */
-#define KEY_NODES "sb:nodes"
-
-/* Registers this node as live now, in Redis's clock, and counts the nodes
- * live within the timeout.  KEYS[1] the set, ARGV[1] the node, ARGV[2] the
- * timeout in ms. */
-static const char HEARTBEAT_LUA[] =
-	"local t = redis.call('TIME') "
-	"local now = t[1] * 1000 + math.floor(t[2] / 1000) "
-	"redis.call('ZADD', KEYS[1], now, ARGV[1]) "
-	"return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf')";
+/* The keys are in the database of --redis (src/lua, docs/cluster-data.md).
+ * Channels are not per database in Redis: theirs carry its number. */
 
 enum bp_state { BP_DOWN, BP_CONNECTING, BP_UP, BP_LEAVING };
+
+/* Work a worker hands the backplane (sb_cluster_ops). */
+enum req_kind { R_JOIN, R_LEAVE, R_PUBLISH };
+
+struct bp_req {
+	struct bp_req *next;
+	enum req_kind kind;
+	struct sb_conn *conn;		/* R_JOIN: a reference, for the answer */
+	struct sb_msg *msg;		/* R_PUBLISH: a reference */
+	char node[SB_NODE_LEN];		/* R_PUBLISH: where to */
+	uint32_t room_len, id_len, nick_len, sid_len, max;
+	char data[];			/* room, id, nick, sid */
+};
 
 struct sb_backplane {
 	const struct sb_config *cfg;
 	struct sb_bp_status *st;
+	struct sb_registry *reg;
 	char node[17];
 	char chan[64];			/* this node's channel */
+	char prefix[48];		/* every node's channel but the node */
+	struct sb_cluster_ops ops;	/* what sessions call; immutable */
+	atomic_ulong sids;		/* the last sid's number */
+
+	pthread_mutex_t qlock;		/* leaf: taken under the registry's */
+	struct bp_req *qhead, **qtail;	/* {qlock} */
 	pthread_t thread;
 	bool thread_made;
 	uv_loop_t loop;
@@ -67,6 +83,8 @@ struct sb_backplane {
 	uint64_t leave_ms;		/* leaving began */
 	unsigned backoff_ms;
 	bool said_down;			/* the log has said why */
+	struct bp_req *leaves;		/* leaves asked while Redis was away,
+					 * for when it is back */
 };
 
 static uint64_t now_ms(struct sb_backplane *bp)
@@ -133,6 +151,9 @@ static const char *reply_error(const redisReply *r)
 }
 
 static void became_ready(struct sb_backplane *bp);
+static void dispatch(struct sb_backplane *bp, const char *p, size_t n);
+static void serve_queue(struct sb_backplane *bp);
+static void replay_leaves(struct sb_backplane *bp);
 
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -145,14 +166,15 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 	if (ac != bp->cmd || !r)
 		return;
 	err = reply_error(r);
-	if (err || r->type != REDIS_REPLY_INTEGER) {
+	if (err || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		snprintf(why, sizeof(why), "the heartbeat failed: %.100s",
 			 err ? err : "an unexpected reply");
 		fail(bp, why);
 		return;
 	}
 	bp->asked_ms = 0;
-	atomic_store(&bp->st->nodes, (unsigned)r->integer);
+	atomic_store(&bp->st->nodes, (unsigned)r->element[0]->integer);
 	if (bp->state == BP_CONNECTING && bp->cmd_ready) {
 		bp->state = BP_UP;
 		became_ready(bp);
@@ -167,8 +189,8 @@ static void send_heartbeat(struct sb_backplane *bp)
 	bp->beat_ms = now_ms(bp);
 	if (!bp->asked_ms)
 		bp->asked_ms = bp->beat_ms;
-	if (redisAsyncCommand(bp->cmd, on_heartbeat, NULL, "EVAL %s 1 %s %s %s",
-			      HEARTBEAT_LUA, KEY_NODES, bp->node, ms) != REDIS_OK)
+	if (redisAsyncCommand(bp->cmd, on_heartbeat, NULL, "EVAL %s 0 %s %s %s",
+			      SB_LUA_BEAT, bp->prefix, bp->node, ms) != REDIS_OK)
 		fail(bp, "cannot send to Redis");
 }
 
@@ -179,6 +201,8 @@ static void became_ready(struct sb_backplane *bp)
 	sb_bp_status_up(bp->st);
 	sb_log(SB_LOG_INFO, 0, "backplane up: node %s, %u live nodes", bp->node,
 	       atomic_load(&bp->st->nodes));
+	replay_leaves(bp);
+	serve_queue(bp);
 }
 
 /* Both connections are ready: the first heartbeat says this node is live,
@@ -232,9 +256,330 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 	if (!strcmp(r->element[0]->str, "subscribe")) {
 		bp->sub_ready = true;
 		maybe_ready(bp);
-	} else if (!strcmp(r->element[0]->str, "message")) {
+	} else if (!strcmp(r->element[0]->str, "message") &&
+		   r->element[2]->type == REDIS_REPLY_STRING) {
 		atomic_fetch_add(&bp->st->received, 1);
+		dispatch(bp, r->element[2]->str, r->element[2]->len);
 	}
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Drops a request and the references it holds; a join that was never
+ * carried out is answered unavailable. */
+static void req_done(struct bp_req *q, bool answer)
+{
+	if (q->conn) {
+		if (answer)
+			sb_conn_answer(q->conn, sb_join_answer_refused(SB_ERR_UNAVAILABLE));
+		sb_conn_unref(q->conn);
+	}
+	sb_msg_unref(q->msg);
+	free(q);
+}
+
+/* The join script's answer: {"ok", epoch, seq, id, sid, nick, ...},
+ * {"taken"} or {"full"}; NULL when out of memory or not that. */
+static struct sb_join_answer *answer_of(const redisReply *r)
+{
+	struct sb_join_answer *a;
+	struct sb_member *m;
+	size_t n, bytes = 0;
+	char *p;
+
+	if (r->type != REDIS_REPLY_ARRAY || !r->elements ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return NULL;
+	if (!strcmp(r->element[0]->str, "taken"))
+		return sb_join_answer_refused(SB_ERR_ID_TAKEN);
+	if (!strcmp(r->element[0]->str, "full"))
+		return sb_join_answer_refused(SB_ERR_ROOM_FULL);
+	if (strcmp(r->element[0]->str, "ok") || r->elements < 3 ||
+	    (r->elements - 3) % 3 || r->element[1]->type != REDIS_REPLY_STRING ||
+	    r->element[2]->type != REDIS_REPLY_INTEGER || r->element[2]->integer < 0)
+		return NULL;
+	for (size_t i = 3; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			return NULL;
+		bytes += r->element[i]->len;
+	}
+	n = (r->elements - 3) / 3;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->owned = malloc(n * sizeof(*m) + bytes + r->element[1]->len + 1);
+	if (!a->owned) {
+		free(a);
+		return NULL;
+	}
+	m = a->owned;
+	p = (char *)(m + n);
+	memcpy(p, r->element[1]->str, r->element[1]->len);
+	a->snap.epoch = (struct sb_bpfield){ p, r->element[1]->len };
+	p += r->element[1]->len;
+	a->snap.seq = (uint64_t)r->element[2]->integer;
+	for (size_t k = 0; k < n; k++) {
+		struct sb_bpfield *f[3] = { &m[k].id, &m[k].sid, &m[k].nick };
+
+		for (int j = 0; j < 3; j++) {
+			const redisReply *e = r->element[3 + 3 * k + (size_t)j];
+
+			memcpy(p, e->str, e->len);
+			*f[j] = (struct sb_bpfield){ p, e->len };
+			p += e->len;
+		}
+	}
+	a->snap.members = m;
+	a->snap.n = n;
+	a->err = SB_ERR_NONE;
+	return a;
+}
+
+static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct bp_req *q = priv;
+	struct sb_join_answer *a = NULL;
+
+	(void)ac;
+	if (reply && !reply_error(reply))
+		a = answer_of(reply);
+	if (!a && reply)
+		sb_log(SB_LOG_ERROR, 0, "the join script answered what it should "
+		       "not: %.100s", reply_error(reply) ? reply_error(reply) :
+		       "an unexpected reply");
+	if (a) {
+		sb_conn_answer(q->conn, a);
+		req_done(q, false);
+	} else {
+		req_done(q, true);	/* unavailable */
+	}
+}
+
+static void on_left_one(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	(void)reply;
+	(void)priv;
+}
+
+/* Carries out one request, Redis being up.  false when it could not be
+ * sent (the connection failed: it is handled as if Redis were down). */
+static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
+{
+	const char *room = q->data, *id = room + q->room_len;
+	const char *nick = id + q->id_len, *sid = nick + q->nick_len;
+	char max[16], chan[96];
+	int rc = REDIS_ERR;
+
+	switch (q->kind) {
+	case R_JOIN:
+		snprintf(max, sizeof(max), "%u", q->max);
+		rc = redisAsyncCommand(bp->cmd, on_joined, q,
+				       "EVAL %s 0 %s %s %b %b %b %b %s", SB_LUA_JOIN,
+				       bp->prefix, bp->node, room, (size_t)q->room_len,
+				       id, (size_t)q->id_len, sid, (size_t)q->sid_len,
+				       nick, (size_t)q->nick_len, max);
+		return rc == REDIS_OK;	/* on_joined owns q */
+	case R_LEAVE:
+		rc = redisAsyncCommand(bp->cmd, on_left_one, NULL,
+				       "EVAL %s 0 %s %s %b %b %b", SB_LUA_LEAVE,
+				       bp->prefix, bp->node, room, (size_t)q->room_len,
+				       id, (size_t)q->id_len, sid, (size_t)q->sid_len);
+		break;
+	case R_PUBLISH:
+		snprintf(chan, sizeof(chan), "%s%.*s", bp->prefix, SB_NODE_LEN, q->node);
+		rc = redisAsyncCommand(bp->cmd, NULL, NULL, "PUBLISH %s %b", chan,
+				       q->msg->data, q->msg->len);
+		if (rc == REDIS_OK)
+			atomic_fetch_add(&bp->st->published, 1);
+		break;
+	}
+	if (rc != REDIS_OK)
+		return false;
+	req_done(q, false);
+	return true;
+}
+
+/* Requests while Redis is away: a join is answered unavailable, a
+ * publish is dropped (its sender was told unavailable, or the backplane
+ * went away after it looked), a leave is kept for when Redis is back. */
+static void set_aside(struct sb_backplane *bp, struct bp_req *q)
+{
+	if (q->kind == R_LEAVE) {
+		q->next = bp->leaves;
+		bp->leaves = q;
+		return;
+	}
+	req_done(q, true);
+}
+
+/* Everything the workers queued, in order: the one connection to Redis
+ * keeps that order, and hiredis writes the lot when the socket is ready
+ * (a batch costs one write). */
+static void serve_queue(struct sb_backplane *bp)
+{
+	struct bp_req *q;
+
+	pthread_mutex_lock(&bp->qlock);
+	q = bp->qhead;
+	bp->qhead = NULL;
+	bp->qtail = &bp->qhead;
+	pthread_mutex_unlock(&bp->qlock);
+	while (q) {
+		struct bp_req *next = q->next;
+
+		q->next = NULL;
+		if (bp->state != BP_UP || !carry_out(bp, q))
+			set_aside(bp, q);
+		q = next;
+	}
+}
+
+/* After Redis came back: the leaves it missed go first. */
+static void replay_leaves(struct sb_backplane *bp)
+{
+	struct bp_req *q = bp->leaves, *rev = NULL;
+
+	bp->leaves = NULL;
+	while (q) {		/* they were kept newest first */
+		struct bp_req *next = q->next;
+
+		q->next = rev;
+		rev = q;
+		q = next;
+	}
+	while (rev) {
+		struct bp_req *next = rev->next;
+
+		rev->next = NULL;
+		if (!carry_out(bp, rev))
+			set_aside(bp, rev);
+		rev = next;
+	}
+}
+
+/* Queues q for the backplane's thread and wakes it. */
+static void post(struct sb_backplane *bp, struct bp_req *q)
+{
+	bool was_empty;
+
+	pthread_mutex_lock(&bp->qlock);
+	was_empty = !bp->qhead;
+	*bp->qtail = q;
+	bp->qtail = &q->next;
+	pthread_mutex_unlock(&bp->qlock);
+	if (was_empty)
+		uv_async_send(&bp->wake);
+}
+
+static struct bp_req *req_new(enum req_kind kind, const char *room, size_t room_len,
+			      const char *id, size_t id_len, const char *nick,
+			      size_t nick_len, const char *sid, size_t sid_len)
+{
+	struct bp_req *q = malloc(sizeof(*q) + room_len + id_len + nick_len + sid_len);
+	char *p;
+
+	if (!q)
+		return NULL;
+	memset(q, 0, sizeof(*q));
+	q->kind = kind;
+	q->room_len = (uint32_t)room_len;
+	q->id_len = (uint32_t)id_len;
+	q->nick_len = (uint32_t)nick_len;
+	q->sid_len = (uint32_t)sid_len;
+	p = q->data;
+	memcpy(p, room, room_len);
+	memcpy(p += room_len, id, id_len);
+	memcpy(p += id_len, nick, nick_len);
+	memcpy(p + nick_len, sid, sid_len);
+	return q;
+}
+
+/* What arrives on this node's channel: events to the replica, relays to
+ * this node's members. */
+static void dispatch(struct sb_backplane *bp, const char *p, size_t n)
+{
+	struct sb_bpmsg ev;
+	struct sb_msg *m;
+
+	if (sb_bpmsg_parse(&ev, p, n)) {
+		sb_log_client(SB_LOG_WARN, 0, "a message on this node's channel "
+			      "that is not one of ours (%zu bytes) was dropped", n);
+		return;
+	}
+	if (ev.kind == SB_BPMSG_JOIN || ev.kind == SB_BPMSG_LEAVE) {
+		sb_registry_remote_event(bp->reg, &ev);
+		return;
+	}
+	m = sb_msg_from(ev.body.p, ev.body.len);
+	if (!m)
+		return;
+	sb_registry_deliver(bp->reg, &ev, m);
+	sb_msg_unref(m);
+}
+
+/* ------------------------------------------------------------ the ops */
+
+static bool op_up(void *arg)
+{
+	struct sb_backplane *bp = arg;
+
+	return atomic_load_explicit(&bp->st->up, memory_order_relaxed);
+}
+
+static size_t op_sid(void *arg, char *buf)
+{
+	struct sb_backplane *bp = arg;
+	unsigned long n = atomic_fetch_add(&bp->sids, 1) + 1;
+	int w = snprintf(buf, SB_SID_MAX, "%s:%lu", bp->node, n);
+
+	return w > 0 ? (size_t)w : 0;
+}
+
+static int op_join(void *arg, struct sb_conn *c, const char *room, size_t room_len,
+		   const char *id, size_t id_len, const char *nick, size_t nick_len,
+		   const char *sid, size_t sid_len)
+{
+	struct sb_backplane *bp = arg;
+	struct bp_req *q;
+
+	if (atomic_load(&bp->stopping))
+		return -1;
+	q = req_new(R_JOIN, room, room_len, id, id_len, nick, nick_len, sid, sid_len);
+	if (!q)
+		return -1;
+	q->conn = sb_conn_ref(c);
+	q->max = bp->cfg->max_room_peers;
+	post(bp, q);
+	return 0;
+}
+
+static void op_leave(void *arg, const char *room, size_t room_len, const char *id,
+		     size_t id_len, const char *sid, size_t sid_len)
+{
+	struct sb_backplane *bp = arg;
+	struct bp_req *q = req_new(R_LEAVE, room, room_len, id, id_len, "", 0, sid,
+				   sid_len);
+
+	if (q)
+		post(bp, q);	/* else the node's drain or death removes it */
+}
+
+static void op_publish(void *arg, const char *node, struct sb_msg *m)
+{
+	struct sb_backplane *bp = arg;
+	struct bp_req *q = req_new(R_PUBLISH, "", 0, "", 0, "", 0, "", 0);
+
+	if (!q)
+		return;
+	memcpy(q->node, node, SB_NODE_LEN);
+	q->msg = sb_msg_ref(m);
+	post(bp, q);
+}
+
+const struct sb_cluster_ops *sb_backplane_ops(struct sb_backplane *bp)
+{
+	return &bp->ops;
 }
 
 static void on_sub_setup(redisAsyncContext *ac, void *reply, void *priv)
@@ -467,11 +812,17 @@ static void on_wake(uv_async_t *h)
 {
 	struct sb_backplane *bp = h->data;
 
-	if (!atomic_load(&bp->stopping) || bp->state == BP_LEAVING)
+	if (!atomic_load(&bp->stopping)) {
+		serve_queue(bp);
 		return;
+	}
+	if (bp->state == BP_LEAVING)
+		return;
+	if (bp->state == BP_UP)
+		serve_queue(bp);	/* what the workers asked last goes first */
 	if (bp->state == BP_UP &&
-	    redisAsyncCommand(bp->cmd, on_left, NULL, "ZREM %s %s", KEY_NODES,
-			      bp->node) == REDIS_OK) {
+	    redisAsyncCommand(bp->cmd, on_left, NULL, "EVAL %s 0 %s %s",
+			      SB_LUA_DRAIN, bp->prefix, bp->node) == REDIS_OK) {
 		bp->state = BP_LEAVING;
 		bp->leave_ms = now_ms(bp);
 		return;		/* on_left or the tick finishes */
@@ -527,7 +878,8 @@ static void *run(void *arg)
 }
 
 struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
-					struct sb_bp_status *st)
+					struct sb_bp_status *st,
+					struct sb_registry *reg)
 {
 	struct sb_backplane *bp = calloc(1, sizeof(*bp));
 	unsigned char id[8];
@@ -537,6 +889,15 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 		return NULL;
 	bp->cfg = cfg;
 	bp->st = st;
+	bp->reg = reg;
+	bp->qtail = &bp->qhead;
+	bp->ops = (struct sb_cluster_ops){ bp, op_up, op_sid, op_join, op_leave,
+					   op_publish };
+	atomic_init(&bp->sids, 0);
+	if (pthread_mutex_init(&bp->qlock, NULL)) {
+		free(bp);
+		return NULL;
+	}
 	bp->backoff_ms = BACKOFF_MIN_MS;
 	atomic_init(&bp->stopping, false);
 	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
@@ -546,7 +907,9 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 	}
 	for (size_t i = 0; i < sizeof(id); i++)
 		snprintf(bp->node + 2 * i, 3, "%02x", id[i]);
-	snprintf(bp->chan, sizeof(bp->chan), "sb:%ld:n:%s", cfg->redis.db, bp->node);
+	snprintf(bp->prefix, sizeof(bp->prefix), "sb:%ld:n:", cfg->redis.db);
+	snprintf(bp->chan, sizeof(bp->chan), "%s%s", bp->prefix, bp->node);
+	sb_registry_set_node(reg, bp->node);
 	rc = uv_loop_init(&bp->loop);
 	if (!rc) {
 		rc = uv_async_init(&bp->loop, &bp->wake, on_wake);
@@ -582,12 +945,28 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 
 void sb_backplane_stop(struct sb_backplane *bp)
 {
+	struct bp_req *q;
+
 	if (!bp)
 		return;
 	atomic_store(&bp->stopping, true);
 	uv_async_send(&bp->wake);
 	pthread_join(bp->thread, NULL);
 	uv_loop_close(&bp->loop);
+	/* what was never carried out */
+	for (q = bp->qhead; q;) {
+		struct bp_req *next = q->next;
+
+		req_done(q, true);
+		q = next;
+	}
+	for (q = bp->leaves; q;) {
+		struct bp_req *next = q->next;
+
+		req_done(q, false);
+		q = next;
+	}
+	pthread_mutex_destroy(&bp->qlock);
 	free(bp);
 }
 

@@ -344,7 +344,8 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		}
 		srv->bp_status_made = true;
 		srv->http.bp = &srv->bp_status;
-		srv->backplane = sb_backplane_start(&srv->cfg, &srv->bp_status);
+		srv->backplane = sb_backplane_start(&srv->cfg, &srv->bp_status,
+						    srv->reg);
 		if (!srv->backplane)
 			return -ENOMEM;
 	}
@@ -352,6 +353,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		.cfg = &srv->cfg, .reg = srv->reg, .edge = srv->edge,
 		.http_src = &srv->http, .tls_client_ctx = srv->tls_client_ctx,
 		.drained = worker_drained, .arg = srv,
+		.cluster = srv->backplane ? sb_backplane_ops(srv->backplane) : NULL,
 	};
 	for (int i = 0; i < cfg->workers; i++) {
 		srv->workers[i] = sb_worker_new(&setup, i);

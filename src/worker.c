@@ -88,6 +88,8 @@ static void serve_conn(void *arg, struct sb_conn *c)
 	s = (struct sb_sock *)(void *)((char *)sess - offsetof(struct sb_sock, sess));
 	if (s->state != SB_SOCK_OPEN)
 		return;		/* closing: nothing more goes out */
+	if (sess->joining)
+		sb_session_answered(sess, sb_tp_now(s->tp));	/* the backplane's */
 	if (sb_conn_is_dead(c))
 		sb_sock_close(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
 	else
@@ -283,6 +285,7 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	sb_buf_init(&tp->body, 16u << 20);
 	tp->env.ops = &sb_sock_session_ops;
 	tp->env.reg = setup->reg;
+	tp->env.cluster = setup->cluster;
 	tp->env.stats = &tp->stats;
 	tp->env.max_message = cfg->max_message;
 	tp->env.rate = cfg->rate;
