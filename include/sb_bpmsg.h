@@ -15,7 +15,7 @@
  *   M<room><receiver><message>               to one peer
  *   B<room><sender><message>                 to the room but the sender
  *
- * The scripts in src/backplane.c write J and L the same way.
+ * The scripts in src/lua write J and L the same way (docs/cluster-data.md).
  */
 #ifndef SB_BPMSG_H
 #define SB_BPMSG_H

@@ -162,7 +162,7 @@ describe('docs/configuration.md and --help', () => {
 
 // The documentation a reader finds in the repository.
 const DOCS = ['README.md', 'bench/README.md', 'tests/README.md', 'tests/blackbox/README.md', 'tests/fuzz/README.md',
-  ...['architecture.md', 'client.md', 'configuration.md', 'operations.md', 'protocol.md'].map((f) => `docs/${f}`)];
+  ...['architecture.md', 'client.md', 'cluster-data.md', 'configuration.md', 'operations.md', 'protocol.md'].map((f) => `docs/${f}`)];
 
 // GitHub's anchor for a heading: lower case, punctuation other than "-" and
 // "_" dropped, spaces as "-"; a repeated heading gets "-1", "-2", ...
