@@ -41,6 +41,11 @@ struct sb_session_ops {
 	 * closes the socket later, outside the current callback.  Called at
 	 * most once per session. */
 	void (*close)(struct sb_session *s, uint16_t code, enum sb_cause cause);
+	/* Stop (paused) or go on delivering the client's messages: a join
+	 * asked of the backplane waits for its answer before anything after
+	 * it is read.  May be NULL (then what comes meanwhile is held, within
+	 * SB_HELD_MAX and SB_HELD_BYTES). */
+	void (*pause)(struct sb_session *s, bool paused);
 };
 
 /* What the sessions of one worker share.  Worker thread only, except the

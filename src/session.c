@@ -264,6 +264,8 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 			return;
 		}
 		s->joining = true;
+		if (s->env->ops->pause)
+			s->env->ops->pause(s, true);
 		return;
 	}
 	rc = sb_registry_join(s->env->reg, s->conn, room, room_len,
@@ -541,6 +543,8 @@ void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 		sb_session_message(s, h->data, h->len, now_ms);
 		free(h);
 	}
+	if (!s->joining && !s->ended && s->env->ops->pause)
+		s->env->ops->pause(s, false);
 }
 
 /* ------------------------------------------------------------ reassembly */

@@ -155,7 +155,23 @@ static void session_close(struct sb_session *sess, uint16_t code,
 	sb_sock_close(s, code, cause);
 }
 
-const struct sb_session_ops sb_sock_session_ops = { session_close };
+/* The session waits for the backplane's answer to its join: lws stops
+ * reading (what it has read already waits in its own buffer, and the
+ * read-ahead keeps its stash); on resume the stash is served again, since
+ * no readable event may come for bytes already read. */
+static void session_pause(struct sb_session *sess, bool paused)
+{
+	struct sb_sock *s = (struct sb_sock *)(void *)((char *)sess -
+						       offsetof(struct sb_sock, sess));
+
+	if (!s->wsi || s->state != SB_SOCK_OPEN)
+		return;
+	lws_rx_flow_control(s->wsi, paused ? 0 : 1);
+	if (!paused)
+		sb_readahead_stashed(&s->rx);
+}
+
+const struct sb_session_ops sb_sock_session_ops = { session_close, session_pause };
 
 /* Outside any lws callback: tells lws to close s, which is CLOSING. */
 static void finish_close(struct sb_sock *s)

@@ -3,11 +3,16 @@
 // and in /metrics whether it reaches Redis and why not, rides out Redis
 // paused, stopped and restarted empty, leaves the cluster at once on
 // SIGTERM and after --node-timeout when killed, and never shows the
-// Redis password.
+// Redis password.  Rooms span nodes: rosters, join and leave events,
+// targeted and broadcast relays, id_taken and room_full for the whole
+// cluster (a join race has one winner), the order and exactly-once
+// guarantees between peers on different nodes, the departures of a node
+// that drains or dies, and unavailable while Redis is away.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { T, httpGet, startServer, waitFor } from './lib/harness.mjs';
+import { T, httpGet, sleep, startServer, waitFor } from './lib/harness.mjs';
+import { assertError, connect, isJoinOf, isLeaveOf, joined } from './lib/client.mjs';
 import { getMetrics } from './lib/metrics.mjs';
 import { startRedis } from './lib/redis.mjs';
 
@@ -122,5 +127,169 @@ describe('the backplane', () => {
     const a = await startServer([], { t });
     assert.equal(await health(a), '200 ok');
     assert.equal((await getMetrics(a)).has('switchboard_backplane_up'), false);
+  });
+});
+
+// A Redis and n nodes on it.
+async function cluster(t, n, args = []) {
+  const redis = await startRedis({ t });
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push(await startServer(['--redis', redis.url(), '--node-timeout', '2', ...args], { t }));
+  }
+  await allSee(nodes, n, 'the cluster');
+  return { redis, nodes };
+}
+
+describe('rooms across nodes', () => {
+  test('rosters, events and relays cross nodes; id_taken for the whole cluster', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'r', nick: 'A' });
+    const b = await joined(n2.url, 'b', { t, room: 'r' });
+    assert.deepEqual(b.joined.peers, [{ id: 'a', nick: 'A' }]);
+    assert.deepEqual((await a.next()).payload, { id: 'b', nick: '' });
+    const c = await joined(n1.url, 'c', { t, room: 'r' });
+    assert.deepEqual(c.joined.peers.map((p) => p.id).sort(), ['a', 'b']);
+    await a.next(isJoinOf('c'));
+    await b.next(isJoinOf('c'));
+    // targeted both ways, and on the same node
+    a.send({ type: 'offer', receiverId: 'b', payload: { sdp: 'x' } });
+    assert.deepEqual(await b.next(), { type: 'offer', payload: { sdp: 'x', id: 'a', nick: 'A' } });
+    b.send({ type: 'answer', receiverId: 'c', payload: { sdp: 'y' } });
+    assert.deepEqual(await c.next(), { type: 'answer', payload: { sdp: 'y', id: 'b', nick: '' } });
+    // a broadcast reaches each other member once
+    b.send({ type: 'message', payload: { n: 1 } });
+    assert.deepEqual(await a.next(), { type: 'message', payload: { n: 1, id: 'b', nick: '' } });
+    assert.deepEqual(await c.next(), { type: 'message', payload: { n: 1, id: 'b', nick: '' } });
+    await a.expectSilence(T(200));
+    await b.expectSilence(0);
+    // id_taken, whichever node is asked; an unknown receiver
+    const d = await connect(n2.url, { t });
+    d.send({ type: 'join', id: 'a', room: 'r' });
+    assertError(await d.next(), 'id_taken', 'join');
+    d.send({ type: 'message', receiverId: 'zed', payload: {} });
+    assertError(await d.next(), 'not_joined', 'message');
+    b.send({ type: 'message', receiverId: 'zed', payload: {} });
+    assertError(await b.next(), 'peer_not_found', 'message');
+    // a leave reaches the other node's members once
+    b.send({ type: 'leave' });
+    assert.deepEqual((await a.next()).payload, { id: 'b', nick: '' });
+    assert.deepEqual((await c.next()).payload, { id: 'b', nick: '' });
+    // and the id is free again, on the other node
+    const b2 = await joined(n1.url, 'b', { t, room: 'r' });
+    assert.equal(b2.joined.peers.length, 2);
+    await a.expectSilence(T(100), isLeaveOf('b'));
+  });
+
+  test('room_full for the whole cluster', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2, ['--max-room-peers', '2']);
+    await joined(n1.url, 'a', { t, room: 'f' });
+    await joined(n2.url, 'b', { t, room: 'f' });
+    const c = await connect(n1.url, { t });
+    c.send({ type: 'join', id: 'c', room: 'f' });
+    assertError(await c.next(), 'room_full', 'join');
+  });
+
+  test('two nodes racing joins with one id: exactly one wins, every time', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const x = await connect(n1.url, { t });
+    const y = await connect(n2.url, { t });
+    for (let round = 0; round < 40; round++) {
+      const join = { type: 'join', id: `id${round}`, room: 'race' };
+      x.send(join);
+      y.send(join);
+      // (a joiner may first hear of the last round's winner, whose leave
+      // is still on its way: a roster entry and its leave, both fine)
+      const answer = (m) => m.type === 'joined' || m.type === 'error';
+      const [rx, ry] = await Promise.all([x.next(answer), y.next(answer)]);
+      const won = [rx, ry].filter((m) => m.type === 'joined');
+      const lost = [rx, ry].filter((m) => m.type === 'error');
+      assert.equal(won.length, 1, `round ${round}: ${JSON.stringify([rx, ry])}`);
+      assert.equal(lost.length, 1, `round ${round}: ${JSON.stringify([rx, ry])}`);
+      assert.equal(lost[0].payload.code, 'id_taken');
+      const winner = rx.type === 'joined' ? x : y;
+      winner.send({ type: 'leave' });
+      await winner.ping();
+    }
+  });
+
+  test('per-pair order and exactly once across nodes, joins before messages, leaves after', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'o' });
+    const N = 1000;
+    for (let round = 0; round < 5; round++) {
+      // b joins and sends at once, pipelined: a hears the join first
+      const b = await connect(n2.url, { t });
+      b.send({ type: 'join', id: `b${round}`, room: 'o' });
+      for (let i = 0; i < N; i++) {
+        b.send(i % 2 ? { type: 'message', payload: { i } } : { type: 'icecandidate', receiverId: 'a', payload: { i } });
+      }
+      b.close();
+      assert.deepEqual(await a.next(), { type: 'join', payload: { id: `b${round}`, nick: '' } });
+      for (let i = 0; i < N; i++) {
+        const m = await a.next();
+        assert.equal(m.payload.i, i, `round ${round}: ${JSON.stringify(m)}`);
+      }
+      assert.deepEqual(await a.next(), { type: 'leave', payload: { id: `b${round}`, nick: '' } });
+    }
+    await a.expectSilence(T(200));
+  });
+});
+
+describe('nodes that go away', () => {
+  test('SIGTERM: the others hear one leave per member at once; kill -9: within the node timeout', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2, n3] } = await cluster(t, 3);
+    const a = await joined(n1.url, 'a', { t, room: 'g' });
+    await joined(n2.url, 'b', { t, room: 'g' });
+    await joined(n2.url, 'c', { t, room: 'g' });
+    await joined(n3.url, 'd', { t, room: 'g' });
+    await joined(n3.url, 'e', { t, room: 'g' });
+    for (const id of ['b', 'c', 'd', 'e']) await a.next(isJoinOf(id));
+
+    const drained = Date.now();
+    await n2.stop('SIGTERM');
+    const gone = [(await a.next()).payload.id, (await a.next()).payload.id].sort();
+    assert.deepEqual(gone, ['b', 'c']);
+    assert.ok(Date.now() - drained < 1500, `the drain's leaves took ${Date.now() - drained} ms`);
+
+    const killed = Date.now();
+    await n3.kill();
+    const dead = [(await a.next(undefined, T(10000))), (await a.next(undefined, T(10000)))];
+    assert.deepEqual(dead.map((m) => m.type), ['leave', 'leave']);
+    assert.deepEqual(dead.map((m) => m.payload.id).sort(), ['d', 'e']);
+    assert.ok(Date.now() - killed >= 1000, 'not before the node timeout could pass');
+    await a.expectSilence(T(2500));	// no second leave from another reaper
+    // their ids are free again
+    const d2 = await joined(n1.url, 'd', { t, room: 'g' });
+    assert.deepEqual(d2.joined.peers, [{ id: 'a', nick: '' }]);
+  });
+
+  test('Redis away: own members still talk, joins and remote messages are unavailable', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { redis, nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'u' });
+    const a2 = await joined(n1.url, 'a2', { t, room: 'u' });
+    await joined(n2.url, 'b', { t, room: 'u' });
+    await a.next(isJoinOf('a2'));
+    await a.next(isJoinOf('b'));
+    redis.pause();
+    await waitFor(async () => (await health(n1)).startsWith('503'), T(5000), 'n1 to notice');
+    a.send({ type: 'offer', receiverId: 'a2', payload: {} });
+    assert.equal((await a2.next((m) => m.type === 'offer')).payload.id, 'a');
+    a.send({ type: 'offer', receiverId: 'b', payload: {} });
+    assertError(await a.next(), 'unavailable', 'offer');
+    const c = await connect(n1.url, { t });
+    c.send({ type: 'join', id: 'c', room: 'u' });
+    assertError(await c.next(), 'unavailable', 'join');
+    redis.resume();
+    await waitFor(async () => (await health(n1)) === '200 ok', T(5000), 'n1 back');
+    a.send({ type: 'offer', receiverId: 'b', payload: { after: 1 } });
+    c.send({ type: 'join', id: 'c', room: 'u' });
+    assert.equal((await c.next()).type, 'joined');
   });
 });

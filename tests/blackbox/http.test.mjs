@@ -54,7 +54,7 @@ describe('endpoints', () => {
       assert.ok(causes.includes(s.labels.cause), `unexpected cause ${s.labels.cause}`);
     }
     const codes = ['bad_json', 'bad_message', 'unknown_type', 'not_joined', 'already_joined', 'id_taken', 'room_full',
-      'peer_not_found', 'unauthorized', 'rate_limited'];
+      'peer_not_found', 'unauthorized', 'rate_limited', 'unavailable'];
     for (const s of m.series('switchboard_errors_total')) {
       assert.deepEqual(Object.keys(s.labels), ['code']);
       assert.ok(codes.includes(s.labels.code), `unexpected code ${s.labels.code}`);

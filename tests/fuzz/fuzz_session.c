@@ -61,7 +61,7 @@ static void on_close(struct sb_session *s, uint16_t code, enum sb_cause cause)
 	sb_session_end(s, true);
 }
 
-static const struct sb_session_ops ops = { on_close };
+static const struct sb_session_ops ops = { on_close, NULL };
 
 static void schedule(struct sb_sched *sc, struct sb_conn *c)
 {

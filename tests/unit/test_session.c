@@ -80,7 +80,7 @@ static void record_close(struct sb_session *s, uint16_t code,
 	CHECK(s->ended);
 }
 
-static const struct sb_session_ops ops = { record_close };
+static const struct sb_session_ops ops = { record_close, NULL };
 
 /* A scheduler that only counts: the test reads the queues itself. */
 static void count_schedule(struct sb_sched *sched, struct sb_conn *c)
