@@ -157,11 +157,14 @@ int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 /*
  * Makes the replica of room equal to snap (after the backplane came back):
  * members gone get a "leave", new ones a "join" (a sid changed: both), to
- * this node's members; the replica takes snap's epoch and seq.  Returns
- * the events queued, or -ENOENT when the room has no members here.  Any
- * thread.
+ * this node's members; the replica takes snap's epoch and seq.  A member
+ * missing from snap is kept when keep (if not NULL) says its node
+ * (SB_NODE_LEN bytes) may not have registered its members again yet.
+ * Returns the events queued, or -ENOENT when the room has no members here.
+ * Any thread.
  */
 int sb_registry_resync(struct sb_registry *r, const char *room, size_t room_len,
-		       const struct sb_snapshot *snap);
+		       const struct sb_snapshot *snap,
+		       bool (*keep)(void *arg, const char *node), void *arg);
 
 #endif

@@ -16,6 +16,7 @@
 #include "sb_conn.h"
 #include "sb_log.h"
 #include "sb_lua.h"
+#include "sb_map.h"
 #include "sb_msg.h"
 #include "sb_registry.h"
 
@@ -53,6 +54,15 @@ struct bp_req {
 	char data[];			/* room, id, nick, sid */
 };
 
+/* A member of this node as Redis should know it: what is registered again
+ * after Redis was away (rejoin.lua). */
+struct bp_member {
+	struct sb_conn *conn;		/* a reference: closed if its id was
+					 * taken meanwhile */
+	uint32_t room_len, id_len, nick_len, sid_len;
+	char data[];			/* room, id, nick, sid (the key) */
+};
+
 struct sb_backplane {
 	const struct sb_config *cfg;
 	struct sb_bp_status *st;
@@ -85,6 +95,14 @@ struct sb_backplane {
 	bool said_down;			/* the log has said why */
 	struct bp_req *leaves;		/* leaves asked while Redis was away,
 					 * for when it is back */
+	struct sb_map members;		/* sid -> struct bp_member: this
+					 * node's members, let in and not
+					 * left */
+	struct sb_map synced;		/* nodes that have registered their
+					 * members again (SB_NODE_LEN-byte
+					 * keys, values owned) */
+	uint64_t final_ms;		/* the second read of the rooms after
+					 * Redis came back; 0: none due */
 };
 
 static uint64_t now_ms(struct sb_backplane *bp)
@@ -154,6 +172,7 @@ static void became_ready(struct sb_backplane *bp);
 static void dispatch(struct sb_backplane *bp, const char *p, size_t n);
 static void serve_queue(struct sb_backplane *bp);
 static void replay_leaves(struct sb_backplane *bp);
+static void register_again(struct sb_backplane *bp);
 
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -166,8 +185,9 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 	if (ac != bp->cmd || !r)
 		return;
 	err = reply_error(r);
-	if (err || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER) {
+	if (err || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[2]->type != REDIS_REPLY_INTEGER) {
 		snprintf(why, sizeof(why), "the heartbeat failed: %.100s",
 			 err ? err : "an unexpected reply");
 		fail(bp, why);
@@ -175,6 +195,14 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	bp->asked_ms = 0;
 	atomic_store(&bp->st->nodes, (unsigned)r->element[0]->integer);
+	if (bp->state == BP_UP && !r->element[2]->integer) {
+		/* silent past --node-timeout (frozen, or its beats lost): the
+		 * others took this node for gone and removed its members */
+		sb_log(SB_LOG_WARN, 0, "this node was taken for gone by the "
+		       "others (silent for longer than --node-timeout); its "
+		       "members are registered again");
+		register_again(bp);
+	}
 	if (bp->state == BP_CONNECTING && bp->cmd_ready) {
 		bp->state = BP_UP;
 		became_ready(bp);
@@ -202,6 +230,7 @@ static void became_ready(struct sb_backplane *bp)
 	sb_log(SB_LOG_INFO, 0, "backplane up: node %s, %u live nodes", bp->node,
 	       atomic_load(&bp->st->nodes));
 	replay_leaves(bp);
+	register_again(bp);
 	serve_queue(bp);
 }
 
@@ -278,51 +307,45 @@ static void req_done(struct bp_req *q, bool answer)
 	free(q);
 }
 
-/* The join script's answer: {"ok", epoch, seq, id, sid, nick, ...},
- * {"taken"} or {"full"}; NULL when out of memory or not that. */
-static struct sb_join_answer *answer_of(const redisReply *r)
+/* A room as a script lists it from element at: epoch, seq, then id, sid,
+ * nick of each member; NULL when out of memory or not that. */
+static struct sb_join_answer *members_of(const redisReply *r, size_t at)
 {
 	struct sb_join_answer *a;
 	struct sb_member *m;
 	size_t n, bytes = 0;
 	char *p;
 
-	if (r->type != REDIS_REPLY_ARRAY || !r->elements ||
-	    r->element[0]->type != REDIS_REPLY_STRING)
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < at + 2 ||
+	    (r->elements - at - 2) % 3 || r->element[at]->type != REDIS_REPLY_STRING ||
+	    r->element[at + 1]->type != REDIS_REPLY_INTEGER ||
+	    r->element[at + 1]->integer < 0)
 		return NULL;
-	if (!strcmp(r->element[0]->str, "taken"))
-		return sb_join_answer_refused(SB_ERR_ID_TAKEN);
-	if (!strcmp(r->element[0]->str, "full"))
-		return sb_join_answer_refused(SB_ERR_ROOM_FULL);
-	if (strcmp(r->element[0]->str, "ok") || r->elements < 3 ||
-	    (r->elements - 3) % 3 || r->element[1]->type != REDIS_REPLY_STRING ||
-	    r->element[2]->type != REDIS_REPLY_INTEGER || r->element[2]->integer < 0)
-		return NULL;
-	for (size_t i = 3; i < r->elements; i++) {
+	for (size_t i = at + 2; i < r->elements; i++) {
 		if (r->element[i]->type != REDIS_REPLY_STRING)
 			return NULL;
 		bytes += r->element[i]->len;
 	}
-	n = (r->elements - 3) / 3;
+	n = (r->elements - at - 2) / 3;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
-	a->owned = malloc(n * sizeof(*m) + bytes + r->element[1]->len + 1);
+	a->owned = malloc(n * sizeof(*m) + bytes + r->element[at]->len + 1);
 	if (!a->owned) {
 		free(a);
 		return NULL;
 	}
 	m = a->owned;
 	p = (char *)(m + n);
-	memcpy(p, r->element[1]->str, r->element[1]->len);
-	a->snap.epoch = (struct sb_bpfield){ p, r->element[1]->len };
-	p += r->element[1]->len;
-	a->snap.seq = (uint64_t)r->element[2]->integer;
+	memcpy(p, r->element[at]->str, r->element[at]->len);
+	a->snap.epoch = (struct sb_bpfield){ p, r->element[at]->len };
+	p += r->element[at]->len;
+	a->snap.seq = (uint64_t)r->element[at + 1]->integer;
 	for (size_t k = 0; k < n; k++) {
 		struct sb_bpfield *f[3] = { &m[k].id, &m[k].sid, &m[k].nick };
 
 		for (int j = 0; j < 3; j++) {
-			const redisReply *e = r->element[3 + 3 * k + (size_t)j];
+			const redisReply *e = r->element[at + 2 + 3 * k + (size_t)j];
 
 			memcpy(p, e->str, e->len);
 			*f[j] = (struct sb_bpfield){ p, e->len };
@@ -333,6 +356,222 @@ static struct sb_join_answer *answer_of(const redisReply *r)
 	a->snap.n = n;
 	a->err = SB_ERR_NONE;
 	return a;
+}
+
+/* The join script's answer: {"ok", epoch, seq, id, sid, nick, ...},
+ * {"taken"} or {"full"}; NULL when out of memory or not that. */
+static struct sb_join_answer *answer_of(const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY || !r->elements ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return NULL;
+	if (!strcmp(r->element[0]->str, "taken"))
+		return sb_join_answer_refused(SB_ERR_ID_TAKEN);
+	if (!strcmp(r->element[0]->str, "full"))
+		return sb_join_answer_refused(SB_ERR_ROOM_FULL);
+	if (strcmp(r->element[0]->str, "ok"))
+		return NULL;
+	return members_of(r, 1);
+}
+
+/* ------------------------------------------------------------ members */
+
+/* Records a member let in (q, a join), unless its connection has already
+ * ended (its leave is on its way, or has gone before this answer). */
+static void remember(struct sb_backplane *bp, const struct bp_req *q)
+{
+	size_t len = q->room_len + q->id_len + q->nick_len + q->sid_len;
+	struct bp_member *m;
+
+	if (sb_conn_is_dead(q->conn))
+		return;
+	m = malloc(sizeof(*m) + len);
+	if (!m)
+		return;		/* not registered again after an outage */
+	m->conn = sb_conn_ref(q->conn);
+	m->room_len = q->room_len;
+	m->id_len = q->id_len;
+	m->nick_len = q->nick_len;
+	m->sid_len = q->sid_len;
+	memcpy(m->data, q->data, len);
+	if (sb_map_put(&bp->members, m->data + len - m->sid_len, m->sid_len, m)) {
+		sb_conn_unref(m->conn);
+		free(m);
+	}
+}
+
+/* Forgets the member under sid (it left). */
+static void forget(struct sb_backplane *bp, const char *sid, size_t len)
+{
+	struct bp_member *m = sb_map_del(&bp->members, sid, len);
+
+	if (m) {
+		sb_conn_unref(m->conn);
+		free(m);
+	}
+}
+
+static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	char *sid = priv;
+	const redisReply *r = reply;
+	struct bp_member *m;
+
+	if (r && ac == bp->cmd && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    !strcmp(r->element[0]->str, "taken") &&
+	    (m = sb_map_get(&bp->members, sid + sizeof(uint32_t),
+			    *(uint32_t *)(void *)sid))) {
+		/* another node let this id in while Redis was away from us:
+		 * ours goes, and may join again */
+		sb_log(SB_LOG_WARN, 0, "a member's id was taken on another node "
+		       "while this one could not reach Redis: its connection "
+		       "is closed");
+		sb_conn_evict(m->conn);
+		forget(bp, m->data + m->room_len + m->id_len + m->nick_len, m->sid_len);
+	}
+	free(sid);
+}
+
+static void synced_clear(struct sb_backplane *bp)
+{
+	void *v;
+
+	for (size_t i = 0; (i = sb_map_next(&bp->synced, i, &v));)
+		free(v);
+	sb_map_release(&bp->synced);
+	sb_map_init(&bp->synced);
+}
+
+/* The nodes that have registered their members again since Redis came
+ * back (sb:synced), read just before the rooms. */
+static void on_synced(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const redisReply *r = reply;
+
+	(void)priv;
+	synced_clear(bp);
+	if (!r || ac != bp->cmd || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i < r->elements; i++) {
+		char *node;
+
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    r->element[i]->len != SB_NODE_LEN ||
+		    !(node = malloc(SB_NODE_LEN)))
+			continue;
+		memcpy(node, r->element[i]->str, SB_NODE_LEN);
+		if (sb_map_put(&bp->synced, node, SB_NODE_LEN, node))
+			free(node);
+	}
+}
+
+/* A member missing from a room read back is kept while its node has not
+ * registered its members again: it may be about to (Redis restarted
+ * empty). */
+static bool not_synced(void *arg, const char *node)
+{
+	struct sb_backplane *bp = arg;
+
+	return !sb_map_get(&bp->synced, node, SB_NODE_LEN);
+}
+
+static void on_snapshot(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const char *box = priv;
+	bool final = box[0];
+	uint32_t len;
+	struct sb_join_answer *a;
+
+	memcpy(&len, box + 1, sizeof(len));
+	if (reply && ac == bp->cmd && !reply_error(reply) &&
+	    (a = members_of(reply, 0))) {
+		sb_registry_resync(bp->reg, box + 1 + sizeof(len), len, &a->snap,
+				   final ? NULL : not_synced, bp);
+		sb_join_answer_free(a);
+	}
+	free(priv);
+}
+
+/* Reads back every room this node has members in and makes the replicas
+ * equal to them: at first keeping the members of nodes not yet back, and
+ * a node timeout later for good (final). */
+static void read_rooms(struct sb_backplane *bp, bool final)
+{
+	struct sb_map rooms;
+	void *v;
+
+	sb_map_init(&rooms);
+	for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
+		struct bp_member *m = v;
+
+		if (!sb_map_get(&rooms, m->data, m->room_len))
+			sb_map_put(&rooms, m->data, m->room_len, m);
+	}
+	for (size_t i = 0; (i = sb_map_next(&rooms, i, &v));) {
+		struct bp_member *m = v;
+		char *box = malloc(1 + sizeof(uint32_t) + m->room_len);
+
+		if (!box)
+			continue;
+		box[0] = final;
+		memcpy(box + 1, &m->room_len, sizeof(uint32_t));
+		memcpy(box + 1 + sizeof(uint32_t), m->data, m->room_len);
+		if (redisAsyncCommand(bp->cmd, on_snapshot, box, "EVAL %s 0 %b",
+				      SB_LUA_SNAPSHOT, m->data,
+				      (size_t)m->room_len) != REDIS_OK)
+			free(box);
+	}
+	sb_map_release(&rooms);
+}
+
+/* A length and bytes in one allocation, for a callback's privdata. */
+static char *boxed(const char *p, uint32_t len)
+{
+	char *b = malloc(sizeof(uint32_t) + len);
+
+	if (b) {
+		memcpy(b, &len, sizeof(len));
+		memcpy(b + sizeof(len), p, len);
+	}
+	return b;
+}
+
+/* Redis is back: this node's members registered again (kept, added with a
+ * J event to the others, or refused when their id was taken meanwhile),
+ * this node marked as registered again, then each of their rooms read
+ * back and the replica made equal to it (what happened meanwhile reaches
+ * this node's members as join and leave events, once each).  Members of
+ * nodes not yet registered again are kept until a second read, a node
+ * timeout later. */
+static void register_again(struct sb_backplane *bp)
+{
+	void *v;
+
+	for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
+		struct bp_member *m = v;
+		const char *room = m->data, *id = room + m->room_len;
+		const char *nick = id + m->id_len, *sid = nick + m->nick_len;
+		char *box;
+
+		if (sb_conn_is_dead(m->conn))
+			continue;	/* its leave is queued */
+		box = boxed(sid, m->sid_len);
+		if (box && redisAsyncCommand(bp->cmd, on_rejoined, box,
+					     "EVAL %s 0 %s %s %b %b %b %b", SB_LUA_REJOIN,
+					     bp->prefix, bp->node, room,
+					     (size_t)m->room_len, id, (size_t)m->id_len,
+					     sid, (size_t)m->sid_len, nick,
+					     (size_t)m->nick_len) != REDIS_OK)
+			free(box);
+	}
+	redisAsyncCommand(bp->cmd, NULL, NULL, "SADD sb:synced %s", bp->node);
+	redisAsyncCommand(bp->cmd, on_synced, NULL, "SMEMBERS sb:synced");
+	read_rooms(bp, false);
+	bp->final_ms = now_ms(bp) + (uint64_t)(bp->cfg->node_timeout * 1000) + 1;
 }
 
 static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
@@ -348,6 +587,8 @@ static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
 		       "not: %.100s", reply_error(reply) ? reply_error(reply) :
 		       "an unexpected reply");
 	if (a) {
+		if (a->err == SB_ERR_NONE)
+			remember(ac->data, q);
 		sb_conn_answer(q->conn, a);
 		req_done(q, false);
 	} else {
@@ -429,6 +670,9 @@ static void serve_queue(struct sb_backplane *bp)
 		struct bp_req *next = q->next;
 
 		q->next = NULL;
+		if (q->kind == R_LEAVE)
+			forget(bp, q->data + q->room_len + q->id_len + q->nick_len,
+			       q->sid_len);
 		if (bp->state != BP_UP || !carry_out(bp, q))
 			set_aside(bp, q);
 		q = next;
@@ -859,6 +1103,10 @@ static void on_tick(uv_timer_t *h)
 		} else if (now - bp->beat_ms >= beat_every_ms(bp)) {
 			send_heartbeat(bp);
 		}
+		if (bp->state == BP_UP && bp->final_ms && now >= bp->final_ms) {
+			bp->final_ms = 0;
+			read_rooms(bp, true);
+		}
 		break;
 	case BP_LEAVING:
 		if (now - bp->leave_ms > LEAVE_WAIT_MS)
@@ -891,6 +1139,8 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 	bp->st = st;
 	bp->reg = reg;
 	bp->qtail = &bp->qhead;
+	sb_map_init(&bp->members);
+	sb_map_init(&bp->synced);
 	bp->ops = (struct sb_cluster_ops){ bp, op_up, op_sid, op_join, op_leave,
 					   op_publish };
 	atomic_init(&bp->sids, 0);
@@ -965,6 +1215,19 @@ void sb_backplane_stop(struct sb_backplane *bp)
 
 		req_done(q, false);
 		q = next;
+	}
+	{
+		void *v;
+
+		for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
+			struct bp_member *m = v;
+
+			sb_conn_unref(m->conn);
+			free(m);
+		}
+		sb_map_release(&bp->members);
+		synced_clear(bp);
+		sb_map_release(&bp->synced);
 	}
 	pthread_mutex_destroy(&bp->qlock);
 	free(bp);

@@ -587,7 +587,8 @@ static const struct sb_member *snap_find(const struct sb_snapshot *snap,
 }
 
 int sb_registry_resync(struct sb_registry *r, const char *room_name, size_t room_len,
-		       const struct sb_snapshot *snap)
+		       const struct sb_snapshot *snap,
+		       bool (*keep)(void *arg, const char *node), void *arg)
 {
 	struct sb_room *room;
 	int events = 0;
@@ -610,6 +611,8 @@ int sb_registry_resync(struct sb_registry *r, const char *room_name, size_t room
 			if (s && s->sid.len == m->sid_len &&
 			    !memcmp(s->sid.p, m->sid, m->sid_len))
 				continue;
+			if (!s && keep && keep(arg, m->sid))
+				continue;	/* its node may not be back yet */
 			if (remote_gone(room, m)) {
 				events = -ENOMEM;
 				goto unlock;

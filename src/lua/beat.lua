@@ -12,8 +12,10 @@
 -- standalone Redis, not Redis Cluster.
 --
 -- ARGV: P (channel prefix), node (16 lowercase hex), timeout_ms (decimal)
--- Reply: {live, reaped}: the nodes in sb:nodes after reaping, the members
---   removed.
+-- Reply: {live, reaped, known}: the nodes in sb:nodes after reaping, the
+--   members removed, and 1 when this node was in sb:nodes before this beat
+--   (0: it is new, or was taken for gone and reaped: its members are no
+--   longer in Redis, and it must register them again).
 -- Errors: a node that is not 16 lowercase hex, a timeout that is not a
 --   decimal.
 --
@@ -73,6 +75,7 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local known = redis.call('ZSCORE', 'sb:nodes', node) and 1 or 0
 redis.call('ZADD', 'sb:nodes', string.format('%d', now), node)
 local dead = redis.call('ZRANGEBYSCORE', 'sb:nodes', '-inf',
   '(' .. string.format('%d', now - tonumber(timeout)))
@@ -101,5 +104,6 @@ for _, d in ipairs(dead) do
   end
   redis.call('DEL', mkey)
   redis.call('ZREM', 'sb:nodes', d)
+  redis.call('SREM', 'sb:synced', d)
 end
-return {redis.call('ZCARD', 'sb:nodes'), reaped}
+return {redis.call('ZCARD', 'sb:nodes'), reaped, known}

@@ -84,4 +84,5 @@ for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
 end
 redis.call('DEL', mkey)
 redis.call('ZREM', 'sb:nodes', node)
+redis.call('SREM', 'sb:synced', node)
 return removed

@@ -292,4 +292,54 @@ describe('nodes that go away', () => {
     c.send({ type: 'join', id: 'c', room: 'u' });
     assert.equal((await c.next()).type, 'joined');
   });
+
+  test('Redis restarted empty: members registered again, no event for anyone, ids still taken', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { redis, nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'e' });
+    const b = await joined(n2.url, 'b', { t, room: 'e' });
+    await a.next(isJoinOf('b'));
+    await redis.restart();
+    await allSee([n1, n2], 2, 'after the restart');
+    await waitFor(async () => (await redis.command(0, 'HLEN', 'sb:r:e')) === 2, T(5000),
+      'both members registered again');
+    // taken still, on either node
+    const c = await connect(n1.url, { t });
+    c.send({ type: 'join', id: 'b', room: 'e' });
+    assertError(await c.next(), 'id_taken', 'join');
+    c.send({ type: 'join', id: 'c', room: 'e' });
+    assert.deepEqual((await c.next()).payload.peers.map((p) => p.id).sort(), ['a', 'b']);
+    // a and b hear of c only, and still reach each other
+    assert.deepEqual(await a.next(), { type: 'join', payload: { id: 'c', nick: '' } });
+    assert.deepEqual(await b.next(), { type: 'join', payload: { id: 'c', nick: '' } });
+    a.send({ type: 'offer', receiverId: 'b', payload: { n: 1 } });
+    assert.equal((await b.next()).payload.n, 1);
+    await a.expectSilence(T(300));
+    await b.expectSilence(0);
+  });
+
+  test('a node frozen past the node timeout: its members leave for the others, and come back with it', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'z' });
+    const b = await joined(n2.url, 'b', { t, room: 'z' });
+    await a.next(isJoinOf('b'));
+    process.kill(n2.pid, 'SIGSTOP');
+    try {
+      assert.deepEqual(await a.next(undefined, T(10000)), { type: 'leave', payload: { id: 'b', nick: '' } });
+      // meanwhile one joins next to a, another leaves
+      const c = await joined(n1.url, 'c', { t, room: 'z' });
+      assert.deepEqual(c.joined.peers, [{ id: 'a', nick: '' }]);
+      await a.next(isJoinOf('c'));
+    } finally {
+      process.kill(n2.pid, 'SIGCONT');
+    }
+    // back: the others hear b join again; b hears of c, once
+    assert.deepEqual(await a.next(undefined, T(10000)), { type: 'join', payload: { id: 'b', nick: '' } });
+    assert.deepEqual(await b.next(undefined, T(10000)), { type: 'join', payload: { id: 'c', nick: '' } });
+    b.send({ type: 'message', payload: { back: 1 } });
+    assert.equal((await a.next()).payload.back, 1);
+    await a.expectSilence(T(500));
+    await b.expectSilence(0);
+  });
 });

@@ -304,11 +304,24 @@ describe('leave.lua', () => {
 });
 
 describe('beat.lua', () => {
+  test('says when its node had been taken for gone', async (t) => {
+    const s = await setup(t);
+    const timeout = T(300);
+    assert.deepEqual(await s.beat(A, 60000), [1, 0, 0]);
+    assert.deepEqual(await s.beat(B, timeout), [2, 0, 0]);
+    await sleep(timeout + 50);
+    // B reaps A, which comes back: it is told it was gone
+    assert.deepEqual(await s.beat(B, timeout), [1, 0, 1]);
+    assert.deepEqual(await s.beat(A, timeout), [2, 0, 0]);
+    assert.deepEqual(await s.beat(A, timeout), [2, 0, 1]);
+  });
+
   test('counts the live nodes', async (t) => {
     const s = await setup(t);
-    assert.deepEqual(await s.beat(A, 60000), [1, 0]);
-    assert.deepEqual(await s.beat(B, 60000), [2, 0]);
-    assert.deepEqual(await s.beat(A, 60000), [2, 0]);
+    // the third: whether the node was there before (0: new, or reaped)
+    assert.deepEqual(await s.beat(A, 60000), [1, 0, 0]);
+    assert.deepEqual(await s.beat(B, 60000), [2, 0, 0]);
+    assert.deepEqual(await s.beat(A, 60000), [2, 0, 1]);
     const score = Number(await s.cmd('ZSCORE', 'sb:nodes', A));
     const now = await redisNow(s);
     assert.ok(score <= now && score > now - T(2000), `A's score ${score} is Redis's now (${now}) in ms`);
@@ -335,9 +348,9 @@ describe('beat.lua', () => {
     // A, B and E beat again just before A reaps; D does not
     const [, b, e, reap] = await redisCommands(s.redis.port, [['SELECT', DB],
       ['EVAL', LUA.beat, 0, P, B, 60000], ['EVAL', LUA.beat, 0, P, E, 60000], ['EVAL', LUA.beat, 0, P, A, timeout]]);
-    assert.deepEqual(b, [4, 0]);
-    assert.deepEqual(e, [4, 0]);
-    assert.deepEqual(reap, [3, 4], 'A, B, E live; d1..d4 reaped');
+    assert.deepEqual(b, [4, 0, 1]);
+    assert.deepEqual(e, [4, 0, 1]);
+    assert.deepEqual(reap, [3, 4, 1], 'A, B, E live; d1..d4 reaped');
 
     const evs = await s.news();
     const byId = receivers(evs);
@@ -360,7 +373,7 @@ describe('beat.lua', () => {
     assert.deepEqual(await s.cmd('HGETALL', 'sb:r:r4'), ['x', `${E.length + 2}:${E}:1X`], 'left alone');
     assert.deepEqual(await s.cmd('SMEMBERS', `sb:m:${E}`), ['2:r4x']);
     assert.equal(await s.seq(), 12);
-    assert.deepEqual(await s.beat(B, timeout), [3, 0], 'nothing left to reap');
+    assert.deepEqual(await s.beat(B, timeout), [3, 0, 1], 'nothing left to reap');
     assert.deepEqual(await s.news(), []);
   });
 
@@ -372,7 +385,7 @@ describe('beat.lua', () => {
     await s.news();
     const old = (await redisNow(s)) - 60000;
     await s.cmd('ZADD', 'sb:nodes', 'XX', old, C, old, D);
-    assert.deepEqual(await s.beat(A, 5000), [1, 2]);
+    assert.deepEqual(await s.beat(A, 5000), [1, 2, 1]);
     assert.deepEqual(receivers(await s.news()), { 'L4 c': [A], 'L5 d': [A] });
   });
 
@@ -596,7 +609,7 @@ describe('snapshot.lua', () => {
       await fresh(await told('drain.lua'), 'drain.lua');
       await emptied();
       await s.cmd('ZADD', 'sb:nodes', await redisNow(s), B);
-      assert.deepEqual(await s.beat(B, 5000), [1, 1]);
+      assert.deepEqual(await s.beat(B, 5000), [1, 1, 1]);
       await fresh(await told('beat.lua'), 'beat.lua');
     }
   });

@@ -964,6 +964,12 @@ static void test_cluster_stale_id(void)
 	sb_registry_free(r);
 }
 
+static bool keep_node_c(void *arg, const char *node)
+{
+	(void)arg;
+	return !memcmp(node, NODE_C, SB_NODE_LEN);
+}
+
 /* After the backplane came back: the replica made equal to Redis's. */
 static void test_cluster_resync(void)
 {
@@ -985,8 +991,8 @@ static void test_cluster_resync(void)
 	sb_registry_set_node(r, NODE_A);
 	CHECK_EQ_INT(join_cl(r, a, "x", "alice", "", "e1", 50, before, 3), 0);
 	CHECK(sb_conn_next(a, &(bool){ false }, &(bool){ false }) != NULL);
-	CHECK_EQ_INT(sb_registry_resync(r, "nowhere", 7, &snap), -ENOENT);
-	CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &snap), 4);
+	CHECK_EQ_INT(sb_registry_resync(r, "nowhere", 7, &snap, NULL, NULL), -ENOENT);
+	CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &snap, NULL, NULL), 4);
 	/* leaves first (bob, the old dan, in the map's order), then joins */
 	{
 		struct json_object *pl, *root;
@@ -1018,11 +1024,28 @@ static void test_cluster_resync(void)
 		};
 		struct sb_snapshot again = { fld("e2"), 8, same, 4 };
 
-		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &again), 0);
+		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &again, NULL, NULL), 0);
 		expect_nothing(a);
 	}
+	/* cy and dan (NODE_C) missing while NODE_C may not have registered
+	 * them again yet: kept; missing still later: gone */
+	{
+		const struct sb_member part[] = {
+			member("eve", NODE_B ":7", "Eve"), member("fred", NODE_B ":9", ""),
+		};
+		struct sb_snapshot early = { fld("e3"), 1, part, 2 };
+
+		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &early, keep_node_c, NULL), 0);
+		expect_nothing(a);
+		CHECK_EQ_INT(route(r, a, "dan", &p), 1);
+		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &early, NULL, NULL), 2);
+		take_event(a, "leave", &(struct json_object *){ NULL });
+		take_event(a, "leave", &(struct json_object *){ NULL });
+		expect_nothing(a);
+		CHECK_EQ_INT(route(r, a, "dan", &p), -ENOENT);
+	}
 	CHECK_EQ_INT(route(r, a, NULL, &p), 0);
-	CHECK(!strcmp(p.nodes, NODE_B "," NODE_C) || !strcmp(p.nodes, NODE_C "," NODE_B));
+	CHECK_EQ_STR(p.nodes, NODE_B);
 	CHECK_EQ_INT(sb_registry_leave(r, a, false), 0);
 	sb_conn_unref(a);
 	sb_registry_free(r);
