@@ -13,6 +13,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
+import { startRedis } from './redis.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -157,7 +158,69 @@ const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadS
 //
 // Resolves to {port, host, line, url, httpHost, proc, pid, exited, stdout(),
 // stderr(), alive(), stop(signal), kill(), finish()}.
-export async function startServer(args = [], { t, bind = '127.0.0.1', raw = false, timeout = T(10000), env = {} } = {}) {
+//
+// With SB_CLUSTER_NODES=N (N >= 2) in the environment, the same call starts
+// a Redis of its own and N nodes on it (--redis), and the object it
+// resolves to hands out the nodes' URLs in turn (each read of `url` is the
+// next node), so that the peers of every room a test makes are spread over
+// the nodes; `port` and the HTTP fields are the first node's. Pass
+// `single: true` for one server all the same.
+export async function startServer(args = [], opts = {}) {
+  const nodes = Number(process.env.SB_CLUSTER_NODES || 0);
+  if (nodes >= 2 && !opts.single) return startCluster(nodes, args, opts);
+  return startOne(args, opts);
+}
+
+async function startCluster(n, args, { t, ...opts } = {}) {
+  const redis = await startRedis();
+  const nodes = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      nodes.push(await startOne([...args, '--redis', redis.url(), '--node-timeout', '2'], opts));
+    }
+    // every node up on the backplane before the test begins
+    for (const node of nodes) {
+      await waitFor(async () => (await httpGet(node, '/healthz')).status === 200, T(10000),
+        `node ${node.port} to reach Redis`);
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((node) => node.kill()));
+    await redis.cleanup();
+    throw err;
+  }
+  let turn = 0;
+  const first = nodes[0];
+  async function finish() {
+    const problems = [];
+    for (const node of nodes) {
+      try { await node.finish(); } catch (err) { problems.push(err.message); }
+    }
+    await redis.cleanup();
+    if (problems.length) throw new Error(problems.join('\n'));
+  }
+  const cluster = {
+    nodes,
+    redis,
+    get url() { return nodes[turn++ % nodes.length].url; },
+    port: first.port,
+    host: first.host,
+    line: first.line,
+    httpHost: first.httpHost,
+    proc: first.proc,
+    pid: first.pid,
+    exited: Promise.all(nodes.map((node) => node.exited)).then((all) => all[0]),
+    stdout: () => nodes.map((node) => node.stdout()).join(''),
+    stderr: () => nodes.map((node) => node.stderr()).join(''),
+    alive: () => nodes.every((node) => node.alive()),
+    stop: async (signal) => (await Promise.all(nodes.map((node) => node.stop(signal))))[0],
+    kill: async () => (await Promise.all(nodes.map((node) => node.kill())))[0],
+    finish,
+  };
+  if (t) t.after(finish);
+  return cluster;
+}
+
+async function startOne(args = [], { t, bind = '127.0.0.1', raw = false, timeout = T(10000), env = {} } = {}) {
   const [cmd, ...pre] = serverCommand();
   let full = args;
   if (!raw) {
