@@ -12,8 +12,12 @@
  *
  *   J<seq> <epoch><room><id><sid><nick>     a member joined
  *   L<seq> <epoch><room><id><sid><nick>     a member left
- *   M<room><receiver><message>               to one peer
- *   B<room><sender><message>                 to the room but the sender
+ *   M<us> <room><receiver><message>          to one peer
+ *   B<us> <room><sender><message>            to the room but the sender
+ *
+ * where <us> is when the sending node received the message, in
+ * microseconds since the Unix epoch (its wall clock): the receiving node
+ * measures the hop between nodes with it.
  *
  * The scripts in src/lua write J and L the same way (docs/cluster-data.md).
  */
@@ -48,6 +52,7 @@ struct sb_bpmsg {
 	struct sb_bpfield sid;		/* J, L: the member's session */
 	struct sb_bpfield nick;		/* J, L */
 	struct sb_bpfield body;		/* M, B: the message to deliver */
+	uint64_t sent_us;		/* M, B: when the sender received it */
 };
 
 /* The largest sequence number: exact in a Lua number (2^53). */
@@ -57,8 +62,12 @@ struct sb_bpmsg {
  * not one of the four forms exactly (nothing may follow an event's nick). */
 int sb_bpmsg_parse(struct sb_bpmsg *m, const void *p, size_t n);
 
-/* Appends an M (receiver) or B (sender) relay of body in room to out. */
-void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind,
+/* The largest <us>: the year 2554, far enough. */
+#define SB_BPMSG_US_MAX ((uint64_t)1 << 54)
+
+/* Appends an M (receiver) or B (sender) relay of body in room, received
+ * at sent_us, to out. */
+void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind, uint64_t sent_us,
 		    const char *room, size_t room_len, const char *who,
 		    size_t who_len, const void *body, size_t body_len);
 

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/random.h>
+#include <time.h>
 #include <uv.h>
 
 #define TICK_MS 100
@@ -758,6 +759,23 @@ static void dispatch(struct sb_backplane *bp, const char *p, size_t n)
 	m = sb_msg_from(ev.body.p, ev.body.len);
 	if (!m)
 		return;
+	{
+		struct timespec wall, mono;
+		uint64_t now_us, hop_ns = 0;
+
+		clock_gettime(CLOCK_REALTIME, &wall);
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		now_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
+		if (now_us > ev.sent_us)
+			hop_ns = (now_us - ev.sent_us) * 1000u;
+		sb_bp_status_hop(bp->st, (unsigned long)hop_ns);
+		/* the relay latency here counts from the receipt there: the
+		 * other node's time, brought to this clock (a clock that is
+		 * ahead counts as no time) */
+		if (hop_ns < 60000000000ull)
+			m->t_rx = (uint64_t)mono.tv_sec * 1000000000u +
+				  (uint64_t)mono.tv_nsec - hop_ns;
+	}
 	sb_registry_deliver(bp->reg, &ev, m);
 	sb_msg_unref(m);
 }

@@ -64,7 +64,8 @@ int sb_bpmsg_parse(struct sb_bpmsg *m, const void *data, size_t n)
 	case SB_BPMSG_TO:
 	case SB_BPMSG_ALL:
 		m->kind = (enum sb_bpmsg_kind)p[0];
-		if (field(p, n, &i, &m->room) || field(p, n, &i, &m->id))
+		if (number(p, n, &i, ' ', SB_BPMSG_US_MAX, &m->sent_us) ||
+		    field(p, n, &i, &m->room) || field(p, n, &i, &m->id))
 			return -1;
 		m->body.p = p + i;
 		m->body.len = n - i;
@@ -83,13 +84,14 @@ static void put_field(struct sb_buf *out, const void *p, size_t len)
 	sb_buf_add(out, p, len);
 }
 
-void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind,
+void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind, uint64_t sent_us,
 		    const char *room, size_t room_len, const char *who,
 		    size_t who_len, const void *body, size_t body_len)
 {
-	char k = (char)kind;
+	char head[32];
 
-	sb_buf_add(out, &k, 1);
+	snprintf(head, sizeof(head), "%c%llu ", (char)kind, (unsigned long long)sent_us);
+	sb_buf_adds(out, head);
 	put_field(out, room, room_len);
 	put_field(out, who, who_len);
 	sb_buf_add(out, body, body_len);

@@ -13,6 +13,9 @@ int sb_bp_status_init(struct sb_bp_status *st)
 	atomic_init(&st->published, 0);
 	atomic_init(&st->received, 0);
 	atomic_init(&st->connects, 0);
+	for (int i = 0; i <= SB_LAT_BUCKETS; i++)
+		atomic_init(&st->hop[i], 0);
+	atomic_init(&st->hop_sum_ns, 0);
 	snprintf(st->why, sizeof(st->why), "not connected yet");
 	return pthread_mutex_init(&st->lock, NULL);
 }
@@ -38,6 +41,16 @@ void sb_bp_status_down(struct sb_bp_status *st, const char *why)
 	pthread_mutex_lock(&st->lock);
 	snprintf(st->why, sizeof(st->why), "%s", why);
 	pthread_mutex_unlock(&st->lock);
+}
+
+void sb_bp_status_hop(struct sb_bp_status *st, unsigned long ns)
+{
+	int i = 0;
+
+	while (i < SB_LAT_BUCKETS && ns > sb_lat_bounds_ns[i])
+		i++;
+	atomic_fetch_add_explicit(&st->hop[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->hop_sum_ns, ns, memory_order_relaxed);
 }
 
 void sb_bp_status_why(struct sb_bp_status *st, char *buf, size_t cap)
@@ -74,4 +87,27 @@ void sb_bp_status_render(struct sb_bp_status *st, struct sb_buf *b)
 	series(b, "switchboard_backplane_connects_total", "counter",
 	       "Times this node's connection to Redis came up.",
 	       atomic_load(&st->connects));
+	{
+		static const char name[] = "switchboard_backplane_hop_seconds";
+		unsigned long count = 0;
+		char line[256];
+
+		snprintf(line, sizeof(line), "# HELP %s Relays from other nodes: from their "
+			 "receipt there to their arrival here, by the nodes' clocks.\n"
+			 "# TYPE %s histogram\n", name, name);
+		sb_buf_adds(b, line);
+		for (int i = 0; i <= SB_LAT_BUCKETS; i++) {
+			count += atomic_load_explicit(&st->hop[i], memory_order_relaxed);
+			if (i < SB_LAT_BUCKETS)
+				snprintf(line, sizeof(line), "%s_bucket{le=\"%g\"} %lu\n", name,
+					 (double)sb_lat_bounds_ns[i] / 1e9, count);
+			else
+				snprintf(line, sizeof(line), "%s_bucket{le=\"+Inf\"} %lu\n",
+					 name, count);
+			sb_buf_adds(b, line);
+		}
+		snprintf(line, sizeof(line), "%s_sum %.9f\n%s_count %lu\n", name,
+			 (double)atomic_load(&st->hop_sum_ns) / 1e9, name, count);
+		sb_buf_adds(b, line);
+	}
 }

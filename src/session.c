@@ -286,6 +286,7 @@ struct route_ctx {
 	const char *who;		/* M: the receiver; B: the sender */
 	size_t who_len;
 	enum sb_bpmsg_kind kind;
+	uint64_t sent_us;		/* when it came, by the wall clock */
 	struct sb_msg *bp;		/* written once, for the first node */
 	bool up, failed;
 };
@@ -307,7 +308,8 @@ static void route_publish(void *arg, const char *node)
 		const char *room = sb_registry_room_name(x->s->conn, &room_len);
 
 		sb_buf_init(&b, (size_t)UINT32_MAX);
-		sb_bpmsg_relay(&b, x->kind, room, room_len, x->who, x->who_len,
+		sb_bpmsg_relay(&b, x->kind, x->sent_us, room, room_len, x->who,
+			       x->who_len,
 			       x->m->data, x->m->len);
 		if (!sb_buf_failed(&b))
 			x->bp = sb_msg_from(b.p, b.len);
@@ -329,8 +331,11 @@ static int relay_cluster(struct sb_session *s, struct sb_request *req,
 	const struct sb_cluster_ops *cl = s->env->cluster;
 	struct sb_conn *c = s->conn;
 	struct route_ctx x = { .s = s, .m = m, .up = cl->up(cl->arg) };
+	struct timespec now;
 	int n;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	x.sent_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 	if (req->receiver.present) {
 		x.kind = SB_BPMSG_TO;
 		x.who = req->receiver.p;

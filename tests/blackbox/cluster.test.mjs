@@ -164,6 +164,13 @@ describe('rooms across nodes', () => {
     assert.deepEqual(await c.next(), { type: 'message', payload: { n: 1, id: 'b', nick: '' } });
     await a.expectSilence(T(200));
     await b.expectSilence(0);
+    // counted: what n1 published and n2 received, and the hop between them
+    const [m1, m2] = [await getMetrics(n1), await getMetrics(n2)];
+    assert.ok(m1.get('switchboard_backplane_published_total') >= 1);
+    assert.ok(m2.get('switchboard_backplane_received_total') >= 2);	// a J and the offer
+    assert.ok(m2.get('switchboard_backplane_hop_seconds_count') >= 1);
+    assert.equal(m2.get('switchboard_backplane_hop_seconds_bucket', { le: '+Inf' }),
+      m2.get('switchboard_backplane_hop_seconds_count'));
     // id_taken, whichever node is asked; an unknown receiver
     const d = await connect(n2.url, { t });
     d.send({ type: 'join', id: 'a', room: 'r' });

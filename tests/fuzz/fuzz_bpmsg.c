@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sb_bpmsg_event(&b, m.kind, m.seq, &m.epoch, &m.room, &m.id, &m.sid,
 			       &m.nick);
 	else
-		sb_bpmsg_relay(&b, m.kind, m.room.p, m.room.len, m.id.p, m.id.len,
-			       m.body.p, m.body.len);
+		sb_bpmsg_relay(&b, m.kind, m.sent_us, m.room.p, m.room.len, m.id.p,
+			       m.id.len, m.body.p, m.body.len);
 	SB_FUZZ_CHECK(!sb_buf_failed(&b), "the writer failed");
 	SB_FUZZ_CHECK(b.len == size && !memcmp(b.p, data, size),
 		      "written back differently (%zu bytes for %zu)", b.len, size);

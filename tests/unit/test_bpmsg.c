@@ -61,14 +61,17 @@ static void test_relay_round_trip(void)
 	struct sb_bpmsg m;
 
 	sb_buf_init(&b, 1 << 20);
-	sb_bpmsg_relay(&b, SB_BPMSG_TO, "room", 4, "bob", 3, body, sizeof(body) - 1);
+	sb_bpmsg_relay(&b, SB_BPMSG_TO, 1765000000123456, "room", 4, "bob", 3, body,
+		       sizeof(body) - 1);
 	CHECK_EQ_INT(sb_bpmsg_parse(&m, b.p, b.len), 0);
 	CHECK_EQ_INT(m.kind, SB_BPMSG_TO);
+	CHECK(m.sent_us == 1765000000123456);
+	CHECK(!memcmp(b.p, "M1765000000123456 4:room3:bob{", 30));
 	check_field(m.room, "room", 4);
 	check_field(m.id, "bob", 3);
 	check_field(m.body, body, sizeof(body) - 1);
 	sb_buf_reset(&b);
-	sb_bpmsg_relay(&b, SB_BPMSG_ALL, "", 0, "alice", 5, "", 0);
+	sb_bpmsg_relay(&b, SB_BPMSG_ALL, 0, "", 0, "alice", 5, "", 0);
 	CHECK_EQ_INT(sb_bpmsg_parse(&m, b.p, b.len), 0);
 	CHECK_EQ_INT(m.kind, SB_BPMSG_ALL);
 	CHECK_EQ_SIZE(m.room.len, 0);
@@ -106,17 +109,22 @@ static void test_refused(void)
 	refused("J99999999999999999999999 1:e1:r1:a3:n:12:bo");
 	refused("M");
 	refused("M1:r");
-	refused("M1:r9:a");
-	refused("B4:ro");
+	refused("M1 1:r");
+	refused("M1 1:r9:a");
+	refused("B1 4:ro");
+	refused("M1:r2:ab{}");			/* no time */
+	refused("M01 1:r2:ab{}");
+	refused("M18014398509481985 1:r2:ab{}");	/* past 2^54 */
 	CHECK_EQ_INT(sb_bpmsg_parse(&m, "J9007199254740992 1:e1:r1:a3:n:12:bo", 36), 0);
 	/* every proper prefix of an event is refused */
 	for (size_t n = 0; n < sizeof(good) - 1; n++)
 		CHECK_EQ_INT(sb_bpmsg_parse(&m, good, n), -1);
 	CHECK_EQ_INT(sb_bpmsg_parse(&m, good, sizeof(good) - 1), 0);
 	/* and of a relay, up to its body */
-	for (size_t n = 0; n < 8; n++)
-		CHECK_EQ_INT(sb_bpmsg_parse(&m, "M1:r2:ab{}", n), -1);
-	CHECK_EQ_INT(sb_bpmsg_parse(&m, "M1:r2:ab", 8), 0);
+	for (size_t n = 0; n < 11; n++)
+		CHECK_EQ_INT(sb_bpmsg_parse(&m, "M77 1:r2:ab{}", n), -1);
+	CHECK_EQ_INT(sb_bpmsg_parse(&m, "M77 1:r2:ab", 11), 0);
+	CHECK(m.sent_us == 77);
 }
 
 /* Random bytes: never a crash, and what is accepted has fields inside the

@@ -36,6 +36,7 @@
 #include "sb_session.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1701,10 +1702,23 @@ static void b_leave(void *arg, const char *room, size_t room_len, const char *id
 	     (int)sid_len, sid);
 }
 
+/* Logs a relay with its time (M<us> or B<us>, checked to be now, give or
+ * take a minute) written as T. */
 static void b_publish(void *arg, const char *node, struct sb_msg *m)
 {
+	struct sb_bpmsg ev;
+	struct timespec ts;
+	uint64_t now;
+	const char *sp = memchr(m->data, ' ', m->len);
+
 	(void)arg;
-	blog("to %.*s %.*s\n", SB_NODE_LEN, node, (int)m->len, m->data);
+	CHECK_EQ_INT(sb_bpmsg_parse(&ev, m->data, m->len), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000u;
+	CHECK(ev.sent_us > now - 60000000u && ev.sent_us < now + 60000000u);
+	CHECK(sp != NULL);
+	blog("to %.*s %cT%.*s\n", SB_NODE_LEN, node, m->data[0],
+	     (int)(m->len - (size_t)(sp - m->data)), sp);
 }
 
 static const struct sb_cluster_ops cluster_ops = {
@@ -1795,8 +1809,8 @@ static void test_cluster_join(void)
 	}
 	/* the broadcast to NODE_B once; the second join refused; the offer
 	 * to bob's node; the pong */
-	expect_log("to " NODE_B " B1:r5:alice{\"type\":\"message\",\"payload\":{\"n\":1,\"id\":\"alice\",\"nick\":\"Al\"}}\n"
-		   "to " NODE_B " M1:r3:bob{\"type\":\"offer\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n");
+	expect_log("to " NODE_B " BT 1:r5:alice{\"type\":\"message\",\"payload\":{\"n\":1,\"id\":\"alice\",\"nick\":\"Al\"}}\n"
+		   "to " NODE_B " MT 1:r3:bob{\"type\":\"offer\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n");
 	expect_error(&a, SB_ERR_ALREADY_JOINED, "join");
 	expect_pong(&a);
 	expect_nothing(&a);
@@ -1828,7 +1842,7 @@ static void test_cluster_join(void)
 	/* leave: here and through the backplane, after what it relayed */
 	send_text(&a, "{\"type\":\"message\",\"receiverId\":\"cy\",\"payload\":{}}");
 	send_text(&a, "{\"type\":\"leave\"}");
-	expect_log("to " NODE_B " M1:r2:cy{\"type\":\"message\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n"
+	expect_log("to " NODE_B " MT 1:r2:cy{\"type\":\"message\",\"payload\":{\"id\":\"alice\",\"nick\":\"Al\"}}\n"
 		   "leave r alice " NODE_A ":2\n");
 	expect_peer(&b, "leave", "alice", "Al");
 	sb_session_release(&a.s, true);
