@@ -1832,9 +1832,9 @@ static void test_cluster_join(void)
 	send_text(&a, "{\"type\":\"offer\",\"receiverId\":\"bob\",\"payload\":{}}");
 	expect_error(&a, SB_ERR_UNAVAILABLE, "offer");
 	send_text(&a, "{\"type\":\"offer\",\"receiverId\":\"dee\",\"payload\":{}}");
-	take_event(&b, "offer", &(struct json_object *){ NULL });
+	json_object_put(take_event(&b, "offer", &(struct json_object *){ NULL }));
 	send_text(&a, "{\"type\":\"message\",\"payload\":{}}");
-	take_event(&b, "message", &(struct json_object *){ NULL });
+	json_object_put(take_event(&b, "message", &(struct json_object *){ NULL }));
 	expect_error(&a, SB_ERR_UNAVAILABLE, "message");
 	expect_log("");
 	B.up = true;
