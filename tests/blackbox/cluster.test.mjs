@@ -349,4 +349,31 @@ describe('nodes that go away', () => {
     await a.expectSilence(T(500));
     await b.expectSilence(0);
   });
+
+  test('departures while Redis is away reach the others once it is back, one leave each', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { redis, nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'gap' });
+    const a2 = await joined(n1.url, 'a2', { t, room: 'gap' });
+    const b = await joined(n2.url, 'b', { t, room: 'gap' });
+    const b2 = await joined(n2.url, 'b2', { t, room: 'gap' });
+    for (const id of ['a2', 'b', 'b2']) await a.next(isJoinOf(id));
+    for (const id of ['b2']) await b.next(isJoinOf(id));
+    redis.pause();
+    await waitFor(async () => (await health(n1)).startsWith('503') && (await health(n2)).startsWith('503'),
+      T(5000), 'both nodes to notice');
+    // one leaves on each side: its own node's members hear it at once
+    a2.send({ type: 'leave' });
+    b2.close();
+    assert.deepEqual(await a.next(), { type: 'leave', payload: { id: 'a2', nick: '' } });
+    assert.deepEqual(await b.next(), { type: 'leave', payload: { id: 'b2', nick: '' } });
+    redis.resume();
+    // and the other side when Redis is back, once
+    assert.deepEqual(await a.next(undefined, T(10000)), { type: 'leave', payload: { id: 'b2', nick: '' } });
+    assert.deepEqual(await b.next(undefined, T(10000)), { type: 'leave', payload: { id: 'a2', nick: '' } });
+    await a.expectSilence(T(3000));	// past the second read of the rooms too
+    await b.expectSilence(0);
+    a.send({ type: 'offer', receiverId: 'b', payload: {} });
+    assert.equal((await b.next()).type, 'offer');
+  });
 });
