@@ -52,6 +52,8 @@ struct sb_conn {
 	/* small fields first, where they fill what refs leaves of a word */
 	bool scheduled;			/* {lock} the owner has been told */
 	bool overflow;			/* {lock} killed by its backlog bound */
+	bool displaced;			/* {lock} evicted because its id went
+					 * to another (sb_conn_displace) */
 	atomic_bool dead;		/* written under {lock}; drops new output */
 	/* On one of the owner's ready lists.  Two sends can both see the
 	 * queue go from empty to non-empty (the owner may empty it between
@@ -138,6 +140,14 @@ static inline bool sb_conn_is_dead(struct sb_conn *c)
 {
 	return atomic_load_explicit(&c->dead, memory_order_relaxed);
 }
+
+/* Evicts c as sb_conn_evict() does, because its place in the cluster was
+ * given to another connection: its owner closes it with 1012 (join
+ * again).  Any thread. */
+void sb_conn_displace(struct sb_conn *c);
+
+/* Owner only: whether c was evicted by sb_conn_displace(). */
+bool sb_conn_displaced(struct sb_conn *c);
 
 /* Puts the backplane's answer to c's join on c (taking it over; c frees
  * one that is never taken) and schedules the owner.  Any thread. */

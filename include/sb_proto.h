@@ -59,6 +59,9 @@ enum {
 					 * not completed in time */
 	SB_CLOSE_TOO_BIG = 1009,	/* message over --max-message */
 	SB_CLOSE_INTERNAL = 1011,	/* out of memory */
+	SB_CLOSE_RESTART = 1012,	/* clusters: the id was taken on another
+					 * node while this one could not reach
+					 * Redis; join again */
 };
 
 #endif

@@ -429,7 +429,7 @@ static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
 		sb_log(SB_LOG_WARN, 0, "a member's id was taken on another node "
 		       "while this one could not reach Redis: its connection "
 		       "is closed");
-		sb_conn_evict(m->conn);
+		sb_conn_displace(m->conn);
 		forget(bp, m->data + m->room_len + m->id_len + m->nick_len, m->sid_len);
 	}
 	free(sid);

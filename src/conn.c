@@ -162,6 +162,24 @@ size_t sb_conn_backlog(struct sb_conn *c)
 	return n;
 }
 
+void sb_conn_displace(struct sb_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->displaced = true;
+	pthread_mutex_unlock(&c->lock);
+	sb_conn_evict(c);
+}
+
+bool sb_conn_displaced(struct sb_conn *c)
+{
+	bool d;
+
+	pthread_mutex_lock(&c->lock);
+	d = c->displaced;
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
 void sb_conn_answer(struct sb_conn *c, struct sb_join_answer *a)
 {
 	struct sb_join_answer *old;

@@ -87,6 +87,7 @@ static const char *close_reason(uint16_t code, uint8_t cause)
 		return cause == SB_CAUSE_BACKLOG ? "outbound backlog overflow" :
 		       "message not completed in time";
 	case SB_CLOSE_TOO_BIG: return "message too big";
+	case SB_CLOSE_RESTART: return "id taken elsewhere meanwhile; join again";
 	default: return "internal error";
 	}
 }

@@ -90,7 +90,9 @@ static void serve_conn(void *arg, struct sb_conn *c)
 		return;		/* closing: nothing more goes out */
 	if (sess->joining)
 		sb_session_answered(sess, sb_tp_now(s->tp));	/* the backplane's */
-	if (sb_conn_is_dead(c))
+	if (sb_conn_is_dead(c) && sb_conn_displaced(c))
+		sb_sock_close(s, SB_CLOSE_RESTART, SB_CAUSE_SHUTDOWN);
+	else if (sb_conn_is_dead(c))
 		sb_sock_close(s, SB_CLOSE_POLICY, SB_CAUSE_BACKLOG);
 	else
 		sb_transport_flush(s);
