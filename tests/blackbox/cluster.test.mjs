@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { T, httpGet, sleep, startServer, waitFor } from './lib/harness.mjs';
+import { T, httpGet, sleep, startServer, waitFor, withTimeout } from './lib/harness.mjs';
 import { assertError, connect, isJoinOf, isLeaveOf, joined } from './lib/client.mjs';
 import { getMetrics } from './lib/metrics.mjs';
 import { startRedis } from './lib/redis.mjs';
@@ -375,5 +375,28 @@ describe('nodes that go away', () => {
     await b.expectSilence(0);
     a.send({ type: 'offer', receiverId: 'b', payload: {} });
     assert.equal((await b.next()).type, 'offer');
+  });
+
+  test('a node frozen while another let its member\'s id in: that member is closed with 1012', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 'y' });
+    const b = await joined(n2.url, 'b', { t, room: 'y' });
+    await a.next(isJoinOf('b'));
+    process.kill(n2.pid, 'SIGSTOP');
+    let b2;
+    try {
+      await a.next(isLeaveOf('b'), T(10000));
+      b2 = await joined(n1.url, 'b', { t, room: 'y' });	// the id is free: taken here
+      await a.next(isJoinOf('b'));
+    } finally {
+      process.kill(n2.pid, 'SIGCONT');
+    }
+    const info = await withTimeout(b.closed, T(10000), 'the old b to be closed');
+    assert.equal(info.code, 1012, JSON.stringify(info));
+    // the new b was never disturbed; no second join or leave for a
+    a.send({ type: 'offer', receiverId: 'b', payload: { n: 1 } });
+    assert.equal((await b2.next()).payload.n, 1);
+    await a.expectSilence(T(1000), (m) => m.type === 'join' || m.type === 'leave');
   });
 });
