@@ -65,6 +65,12 @@ void sb_proc_stats_read(struct sb_proc_stats *p);
  * registry's counts, the process's figures (proc may be NULL) and the
  * acceptor's pauses to out.
  * Any thread. */
+/* Appends a histogram over sb_lat_bounds_ns: counts per bucket (the last
+ * is what is slower), the sum of the observations in ns. */
+void sb_metrics_histogram(struct sb_buf *out, const char *name, const char *help,
+			  const unsigned long counts[SB_LAT_BUCKETS + 1],
+			  unsigned long sum_ns);
+
 void sb_metrics_render(struct sb_buf *out, struct sb_stats *const *stats,
 		       int nstats, size_t rooms, size_t peers,
 		       const struct sb_proc_stats *proc, unsigned long accept_pauses);

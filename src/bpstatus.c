@@ -88,26 +88,13 @@ void sb_bp_status_render(struct sb_bp_status *st, struct sb_buf *b)
 	       "Times this node's connection to Redis came up.",
 	       atomic_load(&st->connects));
 	{
-		static const char name[] = "switchboard_backplane_hop_seconds";
-		unsigned long count = 0;
-		char line[256];
+		unsigned long counts[SB_LAT_BUCKETS + 1];
 
-		snprintf(line, sizeof(line), "# HELP %s Relays from other nodes: from their "
-			 "receipt there to their arrival here, by the nodes' clocks.\n"
-			 "# TYPE %s histogram\n", name, name);
-		sb_buf_adds(b, line);
-		for (int i = 0; i <= SB_LAT_BUCKETS; i++) {
-			count += atomic_load_explicit(&st->hop[i], memory_order_relaxed);
-			if (i < SB_LAT_BUCKETS)
-				snprintf(line, sizeof(line), "%s_bucket{le=\"%g\"} %lu\n", name,
-					 (double)sb_lat_bounds_ns[i] / 1e9, count);
-			else
-				snprintf(line, sizeof(line), "%s_bucket{le=\"+Inf\"} %lu\n",
-					 name, count);
-			sb_buf_adds(b, line);
-		}
-		snprintf(line, sizeof(line), "%s_sum %.9f\n%s_count %lu\n", name,
-			 (double)atomic_load(&st->hop_sum_ns) / 1e9, name, count);
-		sb_buf_adds(b, line);
+		for (int i = 0; i <= SB_LAT_BUCKETS; i++)
+			counts[i] = atomic_load_explicit(&st->hop[i], memory_order_relaxed);
+		sb_metrics_histogram(b, "switchboard_backplane_hop_seconds",
+				     "Relays from other nodes: from their receipt there to "
+				     "their arrival here, by the nodes' clocks.",
+				     counts, atomic_load(&st->hop_sum_ns));
 	}
 }

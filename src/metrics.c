@@ -79,18 +79,16 @@ static void sample(struct sb_buf *b, const char *name, const char *label,
 	sb_buf_adds(b, line);
 }
 
-/* The relay latency histogram, summed over the workers. */
-static void latency(struct sb_buf *b, struct sb_stats *const *stats, int n)
+void sb_metrics_histogram(struct sb_buf *b, const char *name, const char *help,
+			  const unsigned long counts[SB_LAT_BUCKETS + 1],
+			  unsigned long sum_ns)
 {
-	static const char name[] = "switchboard_relay_latency_seconds";
-	unsigned long count = 0, sum_ns = 0;
+	unsigned long count = 0;
 	char line[160];
 
-	header(b, name, "histogram",
-	       "Time from receiving a relayed message to writing it to a recipient.");
+	header(b, name, "histogram", help);
 	for (int i = 0; i <= SB_LAT_BUCKETS; i++) {
-		for (int k = 0; k < n; k++)
-			count += get(&stats[k]->latency[i]);
+		count += counts[i];
 		if (i < SB_LAT_BUCKETS)
 			snprintf(line, sizeof(line), "%s_bucket{le=\"%g\"} %lu\n", name,
 				 (double)sb_lat_bounds_ns[i] / 1e9, count);
@@ -99,11 +97,24 @@ static void latency(struct sb_buf *b, struct sb_stats *const *stats, int n)
 				 name, count);
 		sb_buf_adds(b, line);
 	}
-	for (int k = 0; k < n; k++)
-		sum_ns += get(&stats[k]->latency_sum_ns);
 	snprintf(line, sizeof(line), "%s_sum %lu.%09lu\n%s_count %lu\n", name,
 		 sum_ns / 1000000000ul, sum_ns % 1000000000ul, name, count);
 	sb_buf_adds(b, line);
+}
+
+/* The relay latency histogram, summed over the workers. */
+static void latency(struct sb_buf *b, struct sb_stats *const *stats, int n)
+{
+	unsigned long counts[SB_LAT_BUCKETS + 1] = { 0 }, sum_ns = 0;
+
+	for (int k = 0; k < n; k++) {
+		for (int i = 0; i <= SB_LAT_BUCKETS; i++)
+			counts[i] += get(&stats[k]->latency[i]);
+		sum_ns += get(&stats[k]->latency_sum_ns);
+	}
+	sb_metrics_histogram(b, "switchboard_relay_latency_seconds",
+			     "Time from receiving a relayed message to writing it to a recipient.",
+			     counts, sum_ns);
 }
 
 static void process(struct sb_buf *b, const struct sb_proc_stats *p)

@@ -149,15 +149,20 @@ static struct sb_msg *joined_locked(struct sb_room *room, struct sb_conn *c)
 	return m;
 }
 
-/* Sends m to every member of room on this node but skip.  Caller holds the
- * lock (any mode). */
-static void tell_locals(struct sb_room *room, struct sb_conn *skip, struct sb_msg *m)
+/* Sends m to every member of room on this node but skip (may be NULL);
+ * returns how many.  Caller holds the lock (any mode). */
+static int tell_locals(struct sb_room *room, struct sb_conn *skip, struct sb_msg *m)
 {
+	int n = 0;
 	void *v;
 
-	for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));)
-		if (v != skip)
+	for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));) {
+		if (v != skip) {
 			sb_conn_send(v, m);
+			n++;
+		}
+	}
+	return n;
 }
 
 static bool own_sid(const struct sb_registry *r, const char *sid, size_t len)
@@ -423,7 +428,6 @@ int sb_registry_relay(struct sb_registry *r, struct sb_conn *c,
 {
 	struct sb_room *room = c->room;
 	int n = 0;
-	void *v;
 
 	if (!room)
 		return -ENOENT;
@@ -438,12 +442,7 @@ int sb_registry_relay(struct sb_registry *r, struct sb_conn *c,
 			n = 1;
 		}
 	} else {
-		for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));) {
-			if (v != c) {
-				sb_conn_send(v, m);
-				n++;
-			}
-		}
+		n = tell_locals(room, c, m);
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return n;
@@ -516,7 +515,6 @@ int sb_registry_deliver(struct sb_registry *r, const struct sb_bpmsg *ev,
 	struct sb_room *room;
 	struct sb_conn *to;
 	int n = 0;
-	void *v;
 
 	pthread_rwlock_rdlock(&r->lock);
 	room = sb_map_get(&r->rooms, ev->room.p, ev->room.len);
@@ -528,12 +526,7 @@ int sb_registry_deliver(struct sb_registry *r, const struct sb_bpmsg *ev,
 		}
 	} else if (room && ev->kind == SB_BPMSG_ALL) {
 		to = sb_map_get(&room->peers, ev->id.p, ev->id.len);
-		for (size_t i = 0; (i = sb_map_next(&room->peers, i, &v));) {
-			if (v != to) {
-				sb_conn_send(v, m);
-				n++;
-			}
-		}
+		n = tell_locals(room, to, m);
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return n;
@@ -566,8 +559,7 @@ int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 			n = -ENOENT;
 		}
 	} else {
-		tell_locals(room, c, m);
-		n = (int)room->peers.count - 1;
+		n = tell_locals(room, c, m);
 		for (size_t i = 0; (i = sb_map_next(&room->nodes, i, &v));)
 			publish(arg, ((struct node_count *)v)->node);
 	}
