@@ -3,9 +3,11 @@
 # fresh prefix, then once more staged with DESTDIR, and after each checks
 # that exactly the expected files are there (no sb_core library, no test or
 # bench programs), that the installed binary starts, serves and drains, that
-# the systemd unit's ExecStart names the installed binary, and that the
-# examples and docs are copies of the sources.  Installs nothing outside its
-# own temporary directory.  Exits non-zero on any failure.
+# the systemd unit's ExecStart names the installed binary, that the unit
+# and the cluster drop-in pass systemd-analyze verify (the drop-in also
+# where Redis is not installed), and that the examples and docs are copies
+# of the sources.  Installs nothing outside its own temporary directory.
+# Exits non-zero on any failure.
 #
 #   tests/install/check_install.sh BUILD_DIR SOURCE_DIR
 #
