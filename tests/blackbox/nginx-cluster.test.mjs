@@ -178,3 +178,38 @@ describe('a cluster behind nginx, round robin', () => {
       assert.equal(conns[0] + conns[1], 6, `connections on the nodes left: ${conns}`);
     });
 });
+
+describe('a node that dies behind nginx', () => {
+  test('kill -9: its peers\' leaves reach the others within the node timeout; nginx skips it', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const NODE_TIMEOUT = 2;
+    const { nodes, ngx } = await clusterBehindNginx(t, NODE_TIMEOUT);
+    const peers = await sixPeers(t, ngx, 'crash');
+    assert.deepEqual(await perNode(nodes, 'switchboard_connections'), [2, 2, 2]);
+
+    const killed = Date.now();
+    await nodes[2].kill();
+    // nginx ends the client side of the connections it proxied there.
+    await waitFor(() => peers.filter((p) => p.closeInfo).length >= 2, T(5000), 'the dead node\'s peers to be cut off');
+    const gone = peers.filter((p) => p.closeInfo);
+    const left = peers.filter((p) => !p.closeInfo);
+    assert.equal(gone.length, 2, `cut off: ${gone.map((p) => p.id)}`);
+    for (const p of left) {
+      const leaves = [await p.next('leave', T(10000)), await p.next('leave', T(10000))];
+      assert.deepEqual(leaves.map((m) => m.payload.id).sort(), gone.map((g) => g.id), `${p.id}'s leaves`);
+    }
+    const after = Date.now() - killed;
+    assert.ok(after >= 1000, `the leaves came after ${after} ms, before the node timeout could pass`);
+    for (const p of left) await p.expectSilence(T(300), 'leave', 'second leave');
+
+    // Everything through nginx goes to the nodes left.
+    for (let i = 0; i < 6; i++) {
+      const r = await ngx.get('/healthz');
+      assert.deepEqual([r.status, r.body.trim()], [200, 'ok'], `GET /healthz number ${i}`);
+    }
+    const g = gone[0];
+    const p = await joined(ngx.url, g.id, { t, room: 'crash', options: via(ngx, g.address) });
+    assert.deepEqual(p.joined.peers.map((x) => x.id).sort(), left.map((x) => x.id).sort());
+    for (const x of left) await x.next(isJoinOf(g.id), T(5000));
+  });
+});
