@@ -3,9 +3,11 @@
 # fresh prefix, then once more staged with DESTDIR, and after each checks
 # that exactly the expected files are there (no sb_core library, no test or
 # bench programs), that the installed binary starts, serves and drains, that
-# the systemd unit's ExecStart names the installed binary, and that the
-# examples and docs are copies of the sources.  Installs nothing outside its
-# own temporary directory.  Exits non-zero on any failure.
+# the systemd unit's ExecStart names the installed binary, that the unit
+# and the cluster drop-in pass systemd-analyze verify (the drop-in also
+# where Redis is not installed), and that the examples and docs are copies
+# of the sources.  Installs nothing outside its own temporary directory.
+# Exits non-zero on any failure.
 #
 #   tests/install/check_install.sh BUILD_DIR SOURCE_DIR
 #
@@ -204,6 +206,8 @@ check_install() {
 			echo "$doc/docs/${f##*/}"
 		done
 		echo "$doc/examples/nginx/switchboard.conf"
+		echo "$doc/examples/nginx/switchboard-cluster.conf"
+		echo "$doc/examples/switchboard.service.d/redis.conf"
 		echo "$doc/examples/haproxy/switchboard.cfg"
 		echo "$doc/examples/default/switchboard"
 		for f in $webfiles; do
@@ -230,6 +234,8 @@ check_install() {
 	done <<-EOF
 		README.md $doc/README.md
 		deploy/nginx/switchboard.conf $doc/examples/nginx/switchboard.conf
+		deploy/nginx/switchboard-cluster.conf $doc/examples/nginx/switchboard-cluster.conf
+		deploy/switchboard.service.d/redis.conf $doc/examples/switchboard.service.d/redis.conf
 		deploy/haproxy/switchboard.cfg $doc/examples/haproxy/switchboard.cfg
 		deploy/default/switchboard $doc/examples/default/switchboard
 		$(for f in "$src"/docs/*.md; do echo "docs/${f##*/} $doc/docs/${f##*/}"; done)
@@ -251,6 +257,44 @@ check_env_example() {
 	if grep -n '^[^#[:space:]]' "$example"; then
 		fail "examples: $example sets something; every line should be commented out"
 	fi
+}
+
+# check_dropin UNIT DROPIN: systemd-analyze verify of the unit with the
+# cluster drop-in beside it, as /etc/systemd/system would hold them, once
+# with the host's units and once with every unit of the host but Redis's:
+# the drop-in must not stop switchboard from starting where Redis is not
+# installed.  A copy with Requires= added must fail there, which shows that
+# the drop-in is read and that Redis's unit is hidden.
+check_dropin() {
+	local unit=$1 dropin=$2 d f units="$tmp/units"
+	d="$tmp/dropin-check"
+	mkdir -p "$d/switchboard.service.d" "$units"
+	cp "$unit" "$d/switchboard.service"
+	cp "$dropin" "$d/switchboard.service.d/redis.conf"
+	for f in /lib/systemd/system/* /etc/systemd/system/*; do
+		case "${f##*/}" in redis-server*) ;; *) ln -sf "$f" "$units/" ;; esac
+	done
+	verify() {
+		if ! env "$@" systemd-analyze verify "$d/switchboard.service" >"$tmp/verify.log" 2>&1; then
+			return 1
+		fi
+		! grep -F "$d/" "$tmp/verify.log"
+	}
+	if ! verify; then
+		fail "drop-in: systemd-analyze verify failed with $dropin"
+		cat "$tmp/verify.log"
+	elif ! verify SYSTEMD_UNIT_PATH="$units"; then
+		fail "drop-in: systemd-analyze verify failed with $dropin where redis-server.service is not installed"
+		cat "$tmp/verify.log"
+	else
+		echo 'Requires=redis-server.service' >>"$d/switchboard.service.d/redis.conf"
+		if verify SYSTEMD_UNIT_PATH="$units"; then
+			fail "drop-in: a Requires= on the missing redis-server.service passed: the check proves nothing"
+		else
+			echo "systemd-analyze verify with the drop-in, with and without Redis: ok"
+		fi
+	fi
+	rm -rf "$d" "$units"
 }
 
 # 1. A plain install into a fresh prefix.  With a directory configured as
@@ -283,6 +327,7 @@ if [ -z "$root" ] && command -v systemd-analyze >/dev/null; then
 	else
 		echo "systemd-analyze verify: ok"
 	fi
+	check_dropin "$unit" "$(full "$prefix" "$docdir")/examples/switchboard.service.d/redis.conf"
 fi
 
 # 2. Staged with DESTDIR, as a package build does: the files land under the

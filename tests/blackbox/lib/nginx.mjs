@@ -1,9 +1,10 @@
 // Debian's nginx in front of the server under test, configured from the
-// shipped example deploy/nginx/switchboard.conf.
+// shipped example deploy/nginx/switchboard.conf, or in front of several
+// cluster nodes from deploy/nginx/switchboard-cluster.conf.
 //
 // The example is transformed, not copied: its listen lines become one
-// loopback listener on a free high port, its upstream server the port of the
-// switchboard under test, its certificate paths a self-signed certificate
+// loopback listener on a free high port, its upstream servers the ports of
+// the switchboards under test, in order, its certificate paths a self-signed certificate
 // made here with the openssl command line. Every other line (the location
 // blocks, the proxy headers and timeouts) is used as shipped, so a change to
 // the example is what the tests exercise. The server block is included from
@@ -22,6 +23,7 @@ import { T, httpGet, sleep, track, untrack, withTimeout } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const EXAMPLE = path.resolve(here, '../../../deploy/nginx/switchboard.conf');
+export const CLUSTER_EXAMPLE = path.resolve(here, '../../../deploy/nginx/switchboard-cluster.conf');
 
 const HOST = '127.0.0.1';
 
@@ -87,14 +89,14 @@ export async function makeCertificate(openssl, dir, names = []) {
 // Replaces what `re` matches in `text` by `fn(match...)`, and fails unless
 // it matched `count` times: if the example changes shape, the test says so
 // instead of quietly testing something else.
-function substitute(text, re, fn, count, what) {
+function substitute(text, re, fn, count, what, file) {
   let n = 0;
   const out = text.replace(re, (...m) => {
     n += 1;
     return fn(...m);
   });
   if (n !== count) {
-    throw new Error(`${EXAMPLE}: expected ${count} ${what}, found ${n}; update lib/nginx.mjs to the example's new shape`);
+    throw new Error(`${file}: expected ${count} ${what}, found ${n}; update lib/nginx.mjs to the example's new shape`);
   }
   return out;
 }
@@ -105,9 +107,10 @@ function quote(p) {
   return `"${p}"`;
 }
 
-// The example's server block with the listen lines, the upstream server and
-// the certificate paths replaced; everything else as it is.
-export function renderServerBlock(example, { port, upstreamPort, cert, key }) {
+// The example's server block with the listen lines, the upstream servers
+// (as many as `upstreamPorts`, given in order) and the certificate paths
+// replaced; everything else as it is. `file` names the example in errors.
+export function renderServerBlock(example, { port, upstreamPorts, cert, key }, file = EXAMPLE) {
   let text = example;
   // `listen 443 ssl http2;` -> `listen 127.0.0.1:PORT ssl http2;` (its
   // parameters kept); the IPv6 listener `listen [::]:443 ...` goes.
@@ -118,15 +121,18 @@ export function renderServerBlock(example, { port, upstreamPort, cert, key }) {
     return `${indent}listen ${HOST}:${port}${params};\n`;
   });
   if (v4 !== 1) {
-    throw new Error(`${EXAMPLE}: expected one IPv4 listen line, found ${v4}; update lib/nginx.mjs to the example's new shape`);
+    throw new Error(`${file}: expected one IPv4 listen line, found ${v4}; update lib/nginx.mjs to the example's new shape`);
   }
-  // The upstream's `server 127.0.0.1:8080;` (not `server {` or `server_name`).
+  // The upstream's `server 127.0.0.1:8080;` lines (not `server {` or
+  // `server_name`), their parameters kept.
+  let next = 0;
   text = substitute(text, /^([ \t]*server[ \t]+)[^\s;{]+:\d+/gm,
-    (all, head) => `${head}${HOST}:${upstreamPort}`, 1, 'upstream server line');
+    (all, head) => `${head}${HOST}:${upstreamPorts[next++]}`, upstreamPorts.length,
+    `upstream server line${upstreamPorts.length === 1 ? '' : 's'}`, file);
   text = substitute(text, /^([ \t]*ssl_certificate[ \t]+)[^;\n]+;/gm, (all, head) => `${head}${quote(cert)};`, 1,
-    'ssl_certificate line');
+    'ssl_certificate line', file);
   text = substitute(text, /^([ \t]*ssl_certificate_key[ \t]+)[^;\n]+;/gm, (all, head) => `${head}${quote(key)};`, 1,
-    'ssl_certificate_key line');
+    'ssl_certificate_key line', file);
   return text;
 }
 
@@ -249,18 +255,21 @@ async function launch(nginx, dir, port, timeout) {
   }
 }
 
-// Starts nginx in front of `upstream` (a started server) and resolves with
+// Starts nginx in front of `upstream` (a started server, or an array of
+// them for an example with as many upstream servers) and resolves with
 // {port, url, ca, dir, tlsOptions, get(), errorLog(), accessLog(), stop()}.
-// With `t` it is stopped when that test ends. Fails, rather than skips,
-// when nginx or openssl is not installed.
-export async function startNginx(upstream, { t, timeout = T(10000) } = {}) {
+// `example` is the file configured from (EXAMPLE by default). With `t` it
+// is stopped when that test ends. Fails, rather than skips, when nginx or
+// openssl is not installed.
+export async function startNginx(upstream, { t, timeout = T(10000), example: file = EXAMPLE } = {}) {
   const { nginx, openssl } = requirePrograms();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-nginx-'));
   let proc;
   let exited;
   let port;
   try {
-    const example = await fs.readFile(EXAMPLE, 'utf8');
+    const example = await fs.readFile(file, 'utf8');
+    const upstreamPorts = (Array.isArray(upstream) ? upstream : [upstream]).map((u) => u.port);
     // The certificate is valid for the example's server_name too, so that
     // a client can check it under the name the documentation uses.
     const { cert, key, ca } = await makeCertificate(openssl, dir, serverNames(example));
@@ -269,7 +278,7 @@ export async function startNginx(upstream, { t, timeout = T(10000) } = {}) {
     let started = null;
     for (let attempt = 1; attempt <= 3 && !started; attempt++) {
       port = await freePort();
-      await fs.writeFile(serverBlock, renderServerBlock(example, { port, upstreamPort: upstream.port, cert, key }));
+      await fs.writeFile(serverBlock, renderServerBlock(example, { port, upstreamPorts, cert, key }, file));
       const r = await launch(nginx, dir, port, timeout);
       if (!r.bindFailed) started = r;
     }
