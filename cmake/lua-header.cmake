@@ -1,6 +1,6 @@
 # Turns the backplane's Redis scripts (src/lua/*.lua) into one C header: a
-# `static const char SB_LUA_<NAME>[]` per script, holding the file byte for
-# byte, NAME being the file's name without .lua in capitals.  Run with
+# `static const char SB_LUA_<NAME>[]` per script, holding lib.lua then the
+# file, byte for byte, NAME being the file's name without .lua in capitals.  Run with
 # `cmake -P` by the custom command in CMakeLists.txt whenever a script
 # changes.  A script may hold printable ASCII, tabs and newlines only (what
 # can be written as a C literal without doubt); anything else stops the
@@ -15,6 +15,10 @@ endif()
 
 file(GLOB sb_scripts "${SB_LUA_DIR}/*.lua")
 list(SORT sb_scripts)
+# lib.lua is what every script shares: it goes in front of each of them,
+# and is not a script of its own.
+list(REMOVE_ITEM sb_scripts "${SB_LUA_DIR}/lib.lua")
+file(READ "${SB_LUA_DIR}/lib.lua" sb_lib)
 
 set(sb_out "/*\n * The backplane's Redis scripts as C strings, generated from the files of\n")
 string(APPEND sb_out " * src/lua by cmake/lua-header.cmake: edit those, not this one.\n */\n")
@@ -27,6 +31,7 @@ foreach(sb_script IN LISTS sb_scripts)
   endif()
   string(TOUPPER "${sb_name}" sb_upper)
   file(READ "${sb_script}" sb_text)
+  string(PREPEND sb_text "${sb_lib}")
   # Printable ASCII, tab and newline only (the quoted "\t" and "\n" are the
   # characters themselves inside the bracket).
   if(sb_text MATCHES "[^\t\n -~]")

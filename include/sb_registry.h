@@ -157,9 +157,11 @@ int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 /*
  * Makes the replica of room equal to snap (after the backplane came back):
  * members gone get a "leave", new ones a "join" (a sid changed: both), to
- * this node's members; the replica takes snap's epoch and seq.  A member
- * missing from snap is kept when keep (if not NULL) says its node
- * (SB_NODE_LEN bytes) may not have registered its members again yet.
+ * this node's members; the replica takes snap's epoch and seq.  The
+ * members of a node for which keep (if not NULL) says it may not have
+ * settled its members in Redis yet (registered them again, removed those it
+ * no longer has) are left as they are: neither removed when missing from
+ * snap nor added from it.
  * Returns the events queued, or -ENOENT when the room has no members here.
  * Any thread.
  */

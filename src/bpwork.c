@@ -274,9 +274,46 @@ static char *boxed(const char *p, uint32_t len)
  * this node's members as join and leave events, once each).  Members of
  * nodes not yet registered again are kept until a second read, a node
  * timeout later. */
+/* Removes from Redis the members it holds for this node that this node no
+ * longer has (prune.lua): one command, the sids held as its arguments. */
+static void prune(struct sb_backplane *bp)
+{
+	size_t n = 2, cap = 2 + bp->members.count;
+	const char **argv = malloc((cap + 3) * sizeof(*argv));
+	size_t *lens = malloc((cap + 3) * sizeof(*lens));
+	void *v;
+
+	if (!argv || !lens) {
+		free(argv);
+		free(lens);
+		return;		/* the leaves kept cover the usual case */
+	}
+	argv[0] = "EVAL";
+	argv[1] = SB_LUA_PRUNE;
+	argv[2] = "0";
+	argv[3] = bp->prefix;
+	argv[4] = bp->node;
+	n = 5;
+	for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
+		struct bp_member *m = v;
+
+		if (sb_conn_is_dead(m->conn) || n >= cap + 3)
+			continue;
+		argv[n++] = m->data + m->room_len + m->id_len + m->nick_len;
+		lens[n - 1] = m->sid_len;
+	}
+	for (size_t i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	redisAsyncCommandArgv(bp->cmd, NULL, NULL, (int)n, argv, lens);
+	free(argv);
+	free(lens);
+}
+
 void bp_register_again(struct sb_backplane *bp)
 {
 	void *v;
+
+	prune(bp);
 
 	for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
 		struct bp_member *m = v;

@@ -622,6 +622,8 @@ int sb_registry_resync(struct sb_registry *r, const char *room_name, size_t room
 		    sb_map_get(&room->remote, s->id.p, s->id.len) ||
 		    sb_map_get(&room->peers, s->id.p, s->id.len))
 			continue;
+		if (keep && keep(arg, s->sid.p))
+			continue;	/* its node has not settled its members */
 		if (remote_came(room, &s->id, &s->sid, &s->nick)) {
 			events = -ENOMEM;
 			goto unlock;

@@ -11,52 +11,10 @@
 -- ARGV: P (channel prefix), node (16 lowercase hex), room, id, sid
 -- Reply: 1 when it left, 0 when the room did not hold id with this sid.
 -- Errors: a node that is not 16 lowercase hex, a sid not of the node.
---
--- The helpers below (field, unfield, epoch, nodes_in, event) are repeated
--- in the scripts that use them: each script is sent alone with EVAL.
+-- field, unfield, epoch, nodes_in and event come from lib.lua, put in
+-- front of this script by the build.
 
 local P, node, room, id, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-
--- "<length>:<bytes>" (include/sb_bpmsg.h)
-local function field(s) return #s .. ':' .. s end
-
--- "<len>:<a><b>" -> a, b
-local function unfield(v)
-  local c = string.find(v, ':', 1, true)
-  local n = tonumber(string.sub(v, 1, c - 1))
-  return string.sub(v, c + 1, c + n), string.sub(v, c + n + 1)
-end
-
--- The dataset's identity, made on first use.
-local function epoch()
-  local e = redis.call('GET', 'sb:epoch')
-  if not e then
-    local t = redis.call('TIME')
-    e = t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', 'sb:epochs')
-    redis.call('SET', 'sb:epoch', e, 'NX')
-  end
-  return e
-end
-
--- The distinct nodes (first 16 bytes of a sid) with a member in the room,
--- but `except`, in the order first met.
-local function nodes_in(rkey, except)
-  local list, seen = {}, {}
-  for _, v in ipairs(redis.call('HVALS', rkey)) do
-    local n = string.sub(unfield(v), 1, 16)
-    if n ~= except and not seen[n] then
-      seen[n] = true
-      list[#list + 1] = n
-    end
-  end
-  return list
-end
-
--- A J or L event (include/sb_bpmsg.h).
-local function event(kind, seq, e, r, i, s, k)
-  return kind .. string.format('%d', seq) .. ' ' ..
-    field(e) .. field(r) .. field(i) .. field(s) .. field(k)
-end
 
 if not string.find(node, '^[0-9a-f]+$') or #node ~= 16 then
   return redis.error_reply('ERR leave.lua: node is not 16 lowercase hex')

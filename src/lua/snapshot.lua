@@ -9,29 +9,10 @@
 -- ARGV: room
 -- Reply: {epoch, seq, id1, sid1, nick1, id2, sid2, nick2, ...}: seq an
 --   integer (0 before the first change).
---
--- The helpers below (unfield, epoch) are repeated in the scripts that use
--- them: each script is sent alone with EVAL.
+-- field, unfield, epoch, nodes_in and event come from lib.lua, put in
+-- front of this script by the build.
 
 local room = ARGV[1]
-
--- "<len>:<a><b>" -> a, b
-local function unfield(v)
-  local c = string.find(v, ':', 1, true)
-  local n = tonumber(string.sub(v, 1, c - 1))
-  return string.sub(v, c + 1, c + n), string.sub(v, c + n + 1)
-end
-
--- The dataset's identity, made on first use.
-local function epoch()
-  local e = redis.call('GET', 'sb:epoch')
-  if not e then
-    local t = redis.call('TIME')
-    e = t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', 'sb:epochs')
-    redis.call('SET', 'sb:epoch', e, 'NX')
-  end
-  return e
-end
 
 local reply = {epoch(), tonumber(redis.call('GET', 'sb:seq') or '0')}
 local all = redis.call('HGETALL', 'sb:r:' .. room)

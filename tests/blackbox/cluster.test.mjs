@@ -399,4 +399,23 @@ describe('nodes that go away', () => {
     assert.equal((await b2.next()).payload.n, 1);
     await a.expectSilence(T(1000), (m) => m.type === 'join' || m.type === 'leave');
   });
+
+  test('Redis back with an older snapshot: members that left meanwhile do not come back', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { redis, nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 's' });
+    const b = await joined(n2.url, 'b', { t, room: 's' });
+    await a.next(isJoinOf('b'));
+    assert.equal(await redis.command(0, 'SAVE'), 'OK');	// b is in this snapshot
+    b.send({ type: 'leave' });
+    assert.deepEqual(await a.next(), { type: 'leave', payload: { id: 'b', nick: '' } });
+    await redis.restart();	// and comes back with it
+    await allSee([n1, n2], 2, 'after the restart');
+    await waitFor(async () => (await redis.command(0, 'HEXISTS', 'sb:r:s', 'b')) === 0, T(5000),
+      'the ghost of b to be removed');
+    // nobody heard of b again, and the id is free
+    await a.expectSilence(T(3000));
+    const b2 = await joined(n1.url, 'b', { t, room: 's' });
+    assert.deepEqual(b2.joined.peers, [{ id: 'a', nick: '' }]);
+  });
 });

@@ -15,8 +15,10 @@ import { redisCommands, startRedis, subscribe } from './lib/redis.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LUA_DIR = path.resolve(here, '../../src/lua');
+// Each script as the server sends it: lib.lua, then the script.
+const LIB = readFileSync(path.join(LUA_DIR, 'lib.lua'), 'utf8');
 const LUA = Object.fromEntries(['join', 'leave', 'beat', 'drain', 'rejoin', 'snapshot']
-  .map((name) => [name, readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8')]));
+  .map((name) => [name, LIB + readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8')]));
 
 // The database the scripts run in, and the channel prefix of its nodes.
 const DB = 2;

@@ -23,6 +23,7 @@ static const struct script scripts[] = {
 	SCRIPT("drain", SB_LUA_DRAIN),
 	SCRIPT("join", SB_LUA_JOIN),
 	SCRIPT("leave", SB_LUA_LEAVE),
+	SCRIPT("prune", SB_LUA_PRUNE),
 	SCRIPT("rejoin", SB_LUA_REJOIN),
 	SCRIPT("snapshot", SB_LUA_SNAPSHOT),
 };
@@ -57,19 +58,28 @@ static char *slurp(const char *path, size_t *len)
 
 static void test_same_bytes(void)
 {
+	char path[4096];
+	size_t lib_len;
+	char *lib;
+
+	snprintf(path, sizeof(path), "%s/lib.lua", SB_LUA_SOURCE_DIR);
+	lib = slurp(path, &lib_len);
 	for (size_t i = 0; i < N_SCRIPTS; i++) {
-		char path[4096];
 		size_t len;
 		char *text;
 
 		snprintf(path, sizeof(path), "%s/%s.lua", SB_LUA_SOURCE_DIR,
 			 scripts[i].name);
 		text = slurp(path, &len);
-		CHECK_EQ_MEM(scripts[i].text, scripts[i].len, text, len);
+		/* lib.lua, then the script */
+		CHECK(scripts[i].len == lib_len + len);
+		CHECK_EQ_MEM(scripts[i].text, lib_len, lib, lib_len);
+		CHECK_EQ_MEM(scripts[i].text + lib_len, len, text, len);
 		/* a literal ends at its first NUL: none inside */
 		CHECK_EQ_SIZE(strlen(scripts[i].text), scripts[i].len);
 		free(text);
 	}
+	free(lib);
 }
 
 static void test_every_script_listed(void)
@@ -83,7 +93,8 @@ static void test_every_script_listed(void)
 		size_t n = strlen(e->d_name);
 		bool listed = false;
 
-		if (n < 5 || strcmp(e->d_name + n - 4, ".lua"))
+		if (n < 5 || strcmp(e->d_name + n - 4, ".lua") ||
+		    !strcmp(e->d_name, "lib.lua"))
 			continue;
 		for (size_t i = 0; i < N_SCRIPTS; i++)
 			if (strlen(scripts[i].name) == n - 4 &&

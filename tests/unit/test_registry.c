@@ -1042,12 +1042,15 @@ static void test_cluster_resync(void)
 	{
 		const struct sb_member part[] = {
 			member("eve", NODE_B ":7", "Eve"), member("fred", NODE_B ":9", ""),
+			member("ghost", NODE_C ":99", ""),	/* NODE_C may prune it */
 		};
-		struct sb_snapshot early = { fld("e3"), 1, part, 2 };
+		struct sb_snapshot early = { fld("e3"), 1, part, 3 };
 
 		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &early, keep_node_c, NULL), 0);
 		expect_nothing(a);
+		CHECK_EQ_INT(route(r, a, "ghost", &p), -ENOENT);
 		CHECK_EQ_INT(route(r, a, "dan", &p), 1);
+		early.n = 2;	/* settled: the ghost was pruned */
 		CHECK_EQ_INT(sb_registry_resync(r, "x", 1, &early, NULL, NULL), 2);
 		json_object_put(take_event(a, "leave", &(struct json_object *){ NULL }));
 		json_object_put(take_event(a, "leave", &(struct json_object *){ NULL }));

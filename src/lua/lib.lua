@@ -1,0 +1,48 @@
+-- lib.lua: what the backplane's scripts share, put in front of each of
+-- them when the build writes them into sb_lua.h (cmake/lua-header.cmake),
+-- and by the tests that run them (tests/blackbox/scripts.test.mjs): each
+-- script is sent alone with EVAL, so it must carry these itself.  Not a
+-- script of its own.
+
+-- "<length>:<bytes>" (include/sb_bpmsg.h)
+local function field(s) return #s .. ':' .. s end
+
+-- "<len>:<a><b>" -> a, b
+local function unfield(v)
+  local c = string.find(v, ':', 1, true)
+  local n = tonumber(string.sub(v, 1, c - 1))
+  return string.sub(v, c + 1, c + n), string.sub(v, c + n + 1)
+end
+
+-- The dataset's identity, made on first use.
+local function epoch()
+  local e = redis.call('GET', 'sb:epoch')
+  if not e then
+    local t = redis.call('TIME')
+    e = t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', 'sb:epochs')
+    redis.call('SET', 'sb:epoch', e, 'NX')
+  end
+  return e
+end
+
+-- The distinct nodes (first 16 bytes of a sid) with a member in the room,
+-- but `except` (a node, or a set of nodes as a table's keys), in the order
+-- first met.
+local function nodes_in(rkey, except)
+  local list, seen = {}, {}
+  local skip = type(except) == 'table' and except or { [except] = true }
+  for _, v in ipairs(redis.call('HVALS', rkey)) do
+    local n = string.sub(unfield(v), 1, 16)
+    if not skip[n] and not seen[n] then
+      seen[n] = true
+      list[#list + 1] = n
+    end
+  end
+  return list
+end
+
+-- A J or L event (include/sb_bpmsg.h).
+local function event(kind, seq, e, r, i, s, k)
+  return kind .. string.format('%d', seq) .. ' ' ..
+    field(e) .. field(r) .. field(i) .. field(s) .. field(k)
+end
