@@ -17,7 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const LUA_DIR = path.resolve(here, '../../src/lua');
 // Each script as the server sends it: lib.lua, then the script.
 const LIB = readFileSync(path.join(LUA_DIR, 'lib.lua'), 'utf8');
-const LUA = Object.fromEntries(['join', 'leave', 'beat', 'drain', 'rejoin', 'snapshot']
+const LUA = Object.fromEntries(['join', 'leave', 'beat', 'drain', 'prune', 'rejoin', 'snapshot']
   .map((name) => [name, LIB + readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8')]));
 
 // The database the scripts run in, and the channel prefix of its nodes.
@@ -92,6 +92,7 @@ async function setup(t) {
     leave: (node, room, id, sid) => run('leave', P, node, room, id, sid),
     beat: (node, timeoutMs) => run('beat', P, node, timeoutMs),
     drain: (node) => run('drain', P, node),
+    prune: (node, ...sids) => run('prune', P, node, ...sids),
     rejoin: (node, room, id, n, nick) => run('rejoin', P, node, room, id, `${node}:${n}`, nick),
     snapshot: (room) => run('snapshot', room),
     cmd: (...args) => redis.command(DB, ...args),
@@ -425,6 +426,30 @@ describe('beat.lua', () => {
     assert.equal(Object.keys(byId).length, ROUNDS * MEMBERS);
     for (const [k, nodes] of Object.entries(byId)) assert.deepEqual(nodes, [A, B], k);
     assert.equal(await s.cmd('ZCARD', 'sb:nodes'), 2);
+  });
+});
+
+describe('prune.lua', () => {
+  test('removes the members the node no longer has, with L to the others; keeps those listed', async (t) => {
+    const s = await setup(t);
+    await s.join(A, 'r1', 'a1', 1, 'A1');
+    await s.join(B, 'r1', 'b1', 1, 'B1');
+    await s.join(B, 'r1', 'b2', 2, 'B2');
+    await s.join(B, 'r2', 'b3', 3, 'B3');
+    // an entry of B's set whose member is another node's now
+    await s.cmd('SADD', `sb:m:${B}`, '2:r1a1');
+    await s.news();
+    assert.equal(await s.prune(B, `${B}:2`), 2, 'b1 and b3 go, b2 stays');
+    assert.deepEqual(receivers(await s.news()), { 'L5 b1': [A] }, 'b3 was alone');
+    assert.deepEqual((await s.cmd('HKEYS', 'sb:r:r1')).sort(), ['a1', 'b2']);
+    assert.equal(await s.cmd('EXISTS', 'sb:r:r2'), 0);
+    assert.deepEqual(await s.cmd('SMEMBERS', `sb:m:${B}`), ['2:r1b2']);
+    assert.equal(await s.seq(), 6);
+    // nothing left to prune; a node holding nothing keeps nothing
+    assert.equal(await s.prune(B, `${B}:2`), 0);
+    assert.equal(await s.prune(A), 1);
+    assert.deepEqual(receivers(await s.news()), { 'L7 a1': [B] });
+    assert.deepEqual(await s.prune('not-a-node'), { error: 'ERR prune.lua: node is not 16 lowercase hex' });
   });
 });
 
