@@ -346,10 +346,14 @@ static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
 	(void)ac;
 	if (reply && !bp_reply_error(reply))
 		a = answer_of(reply);
-	if (!a && reply)
-		sb_log(SB_LOG_ERROR, 0, "the join script answered what it should "
-		       "not: %.100s", bp_reply_error(reply) ? bp_reply_error(reply) :
-		       "an unexpected reply");
+	/* Redis refused it (out of memory, say: the join is unavailable, and
+	 * clients can cause it again and again), or answered what the script
+	 * never does */
+	if (!a && reply && bp_reply_error(reply))
+		sb_log_client(SB_LOG_WARN, 0, "a join could not be carried out: "
+			      "Redis answered %.100s", bp_reply_error(reply));
+	else if (!a && reply)
+		sb_log(SB_LOG_ERROR, 0, "the join script answered what it should not");
 	if (a) {
 		if (a->err == SB_ERR_NONE)
 			remember(ac->data, q);
