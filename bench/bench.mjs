@@ -10,6 +10,12 @@
 // --quick (shorter runs, 1 run each: a rehearsal, not a measurement),
 // --out FILE (also write every raw JSON line there).
 //
+// With --baseline PATH (another switchboard binary, e.g. a build of an older
+// commit) the suite compares the two builds instead: no reference is needed,
+// the runs alternate (baseline, server, baseline, server...) so that the
+// machine's drifts fall on both, and the table gives before, after and
+// after / before.
+//
 // Loopback only; every run is bounded (the load generator's own deadline,
 // and a kill after a margin).
 
@@ -32,8 +38,9 @@ const QUICK = flag('quick');
 const RUNS = Number(opt('runs', QUICK ? 1 : 5));
 const ONLY = opt('only', '') ? opt('only').split(',') : null;
 const OUT = opt('out', null);
-if (!SERVER || !LOADGEN || !REFERENCE) {
-  console.error('usage: bench.mjs --server PATH --loadgen PATH --reference server.js [--runs N] [--only a,b] [--quick] [--out FILE]');
+const BASELINE = opt('baseline', null);
+if (!SERVER || !LOADGEN || (!REFERENCE && !BASELINE)) {
+  console.error('usage: bench.mjs --server PATH --loadgen PATH (--reference server.js | --baseline PATH) [--runs N] [--only a,b] [--quick] [--out FILE]');
   process.exit(2);
 }
 if (OUT) writeFileSync(OUT, '');
@@ -84,9 +91,9 @@ function sleep(ms) {
 
 // Starts a server pinned to SRV_CORE (or unpinned); resolves {proc, port}.
 function startServer(kind, workers, pinned = true) {
-  const cmd = kind === 'switchboard'
-    ? [SERVER, '--port', '0', '--bind', '127.0.0.1', '--workers', String(workers), '--log-level', 'warn']
-    : ['node', REFERENCE, '--port', '0', '--bind', '127.0.0.1'];
+  const cmd = kind === 'reference'
+    ? ['node', REFERENCE, '--port', '0', '--bind', '127.0.0.1']
+    : [kind === 'baseline' ? BASELINE : SERVER, '--port', '0', '--bind', '127.0.0.1', '--workers', String(workers), '--log-level', 'warn'];
   const full = pinned ? ['taskset', '-c', SRV_CORE, ...cmd] : cmd;
   const proc = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -145,29 +152,76 @@ function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-async function measure(kind, sc, { workers = sc.workers || 1, pinned = true, lg = sc.lg } = {}) {
-  const figures = [];
-  const rates = [];
-  const saturated = [];
-  for (let r = 0; r < RUNS; r++) {
-    const { proc, port } = await startServer(kind, workers, pinned);
-    await sleep(300);
-    const res = await runLoadgen(port, proc.pid, lg, pinned);
-    await stopServer(proc);
-    if (OUT && res.json) appendFileSync(OUT, JSON.stringify({ server: kind, scenario: sc.name, workers, pinned, ...res.json }) + '\n');
-    if (res.code !== 0 || !res.json) {
-      console.error(`  ${kind} ${sc.name} run ${r + 1}: loadgen exit ${res.code}\n${res.err.split('\n').slice(-6).join('\n')}`);
-      continue;
-    }
-    figures.push(figure(res.json, sc.metric));
-    rates.push(res.json.msgs_per_s ?? res.json.deliveries_per_s ?? res.json.joins_per_s ?? null);
-    saturated.push(res.json.loadgen_saturated);
-    console.error(`  ${kind} ${sc.name} run ${r + 1}: ${sc.unit} ${figure(res.json, sc.metric)}`);
+// One run of scenario sc against a fresh server; its JSON line or null.
+async function runOnce(kind, sc, { workers = sc.workers || 1, pinned = true, lg = sc.lg } = {}, r = 0) {
+  const { proc, port } = await startServer(kind, workers, pinned);
+  await sleep(300);
+  const res = await runLoadgen(port, proc.pid, lg, pinned);
+  await stopServer(proc);
+  if (OUT && res.json) appendFileSync(OUT, JSON.stringify({ server: kind, scenario: sc.name, workers, pinned, ...res.json }) + '\n');
+  if (res.code !== 0 || !res.json) {
+    console.error(`  ${kind} ${sc.name} run ${r + 1}: loadgen exit ${res.code}\n${res.err.split('\n').slice(-6).join('\n')}`);
+    return null;
   }
-  return { value: median(figures), rate: median(rates), saturated: saturated.some(Boolean), n: figures.length };
+  console.error(`  ${kind} ${sc.name} run ${r + 1}: ${sc.unit} ${figure(res.json, sc.metric)}`);
+  return res.json;
+}
+
+function summarize(jsons, sc) {
+  const ok = jsons.filter(Boolean);
+  return {
+    value: median(ok.map((j) => figure(j, sc.metric))),
+    rate: median(ok.map((j) => j.msgs_per_s ?? j.deliveries_per_s ?? j.joins_per_s ?? null)),
+    saturated: ok.some((j) => j.loadgen_saturated),
+    n: ok.length,
+  };
+}
+
+async function measure(kind, sc, o = {}) {
+  const jsons = [];
+  for (let r = 0; r < RUNS; r++) jsons.push(await runOnce(kind, sc, o, r));
+  return summarize(jsons, sc);
+}
+
+// The same scenario against each kind, alternating run by run.
+async function measureAlternating(kinds, sc, o = {}) {
+  const jsons = Object.fromEntries(kinds.map((k) => [k, []]));
+  for (let r = 0; r < RUNS; r++)
+    for (const k of kinds) jsons[k].push(await runOnce(k, sc, o, r));
+  return Object.fromEntries(kinds.map((k) => [k, summarize(jsons[k], sc)]));
 }
 
 const fmt = (x, d = 2) => (x === null || x === undefined ? 'n/a' : Number(x).toFixed(d));
+
+if (BASELINE) {
+  await compareBuilds();
+  process.exit(0);
+}
+
+// --baseline: the two builds side by side, alternating, every scenario.
+async function compareBuilds() {
+  const out = [];
+  for (const sc of SCENARIOS) {
+    if (ONLY && !ONLY.includes(sc.name)) continue;
+    console.error(`${sc.title}`);
+    const m = await measureAlternating(['baseline', 'switchboard'], sc);
+    out.push({ sc, before: m.baseline, after: m.switchboard });
+  }
+  const lines = [];
+  lines.push(`Machine: ${os.cpus().length} x ${os.cpus()[0].model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; ` +
+    `medians of ${RUNS} run(s) each, the two builds alternating; servers on core ${SRV_CORE} with --workers 1 unless noted, load generator on core ${LG_CORE}.`);
+  lines.push(`before: ${BASELINE}; after: ${SERVER}`);
+  lines.push('');
+  lines.push('| scenario | figure | before | after | after / before | before rate | after rate |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const { sc, before, after } of out) {
+    const ratio = before.value && after.value !== null ? after.value / before.value : null;
+    const sat = before.saturated || after.saturated ? ' (load generator saturated)' : '';
+    const rate = (x) => (sc.name === 'idle' ? '' : fmt(x.rate, 0));
+    lines.push(`| ${sc.title} | ${sc.unit} | ${fmt(before.value)} | ${fmt(after.value)} | ${fmt(ratio, 3)}${sat} | ${rate(before)} | ${rate(after)} |`);
+  }
+  console.log(lines.join('\n'));
+}
 
 const rows = [];
 for (const sc of SCENARIOS) {

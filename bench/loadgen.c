@@ -18,6 +18,11 @@
  * the read-only options; the main thread reads a worker's results after
  * pthread_join().
  *
+ * Clusters: --ports spreads each room's members over several servers on the
+ * same host (a cluster's nodes, member k of a room on the k-th port, modulo
+ * their number), and --server-pid may be given several times (the nodes and
+ * what they share): CPU time and RSS are then the sums over the processes.
+ *
  * Bounds: only loopback targets (127.0.0.0/8, ::1, localhost) are accepted;
  * every run stops by itself after --duration, and a hard deadline of warmup +
  * duration + 30 s (enforced by the workers, then by alarm()) ends it whatever
@@ -71,6 +76,8 @@
 #define LG_MAX_WINDOW 65536u
 #define LG_PEERS_PER_SOURCE 5000u	/* beyond this, suggest --source-addrs */
 #define LG_NICK "lg"
+#define LG_MAX_PORTS 16		/* --ports */
+#define LG_MAX_PIDS 8		/* --server-pid, repeated */
 #define LG_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 /* ------------------------------------------------------------ options */
@@ -89,11 +96,16 @@ struct lg_opts {
 	socklen_t addrlen;
 	char host_hdr[300];
 	char path[256];
+	/* --ports: the same host on several ports; addr and host_hdr per port */
+	unsigned nports;
+	struct sockaddr_storage port_addr[LG_MAX_PORTS];
+	char port_hdr[LG_MAX_PORTS][320];
 	unsigned peers, room_size, window, size, threads, source_addrs;
 	unsigned concurrency;
 	double rate;			/* 0: closed loop */
 	double duration, warmup, connect_timeout, drain_timeout;
-	long server_pid;		/* 0: not given */
+	long server_pids[LG_MAX_PIDS];	/* --server-pid, in order */
+	unsigned npids;
 	bool json_only;
 };
 
@@ -1046,6 +1058,26 @@ static void lg_conn_down(struct lg_thread *t, struct lg_conn *c)
 }
 
 /* Opens c's socket and starts connecting.  On failure c is DEAD. */
+/*
+ * --ports: which of them c connects to.  The members of a room go to the
+ * ports in turn (member k to port k mod N), so that a pair of the relay has
+ * one peer on each of two nodes; rooms of one (connect, churn) go round robin
+ * over the connections and their replacements.
+ */
+static unsigned lg_port_index(const struct lg_conn *c)
+{
+	if (!opt.nports)
+		return 0;
+	if (c->room_n > 1)
+		return c->slot % opt.nports;
+	return (c->peer + c->gen) % opt.nports;
+}
+
+static const struct sockaddr_storage *lg_target(const struct lg_conn *c)
+{
+	return opt.nports ? &opt.port_addr[lg_port_index(c)] : &opt.addr;
+}
+
 static void lg_conn_start(struct lg_thread *t, struct lg_conn *c)
 {
 	struct epoll_event ev = {
@@ -1091,7 +1123,7 @@ static void lg_conn_start(struct lg_thread *t, struct lg_conn *c)
 		lg_conn_fail(t, c, "epoll_ctl: %s", lg_errstr(errno, eb, sizeof(eb)));
 		return;
 	}
-	if (connect(fd, (struct sockaddr *)&opt.addr, opt.addrlen) && errno != EINPROGRESS)
+	if (connect(fd, (const struct sockaddr *)lg_target(c), opt.addrlen) && errno != EINPROGRESS)
 		lg_conn_fail(t, c, "connect: %s", lg_errstr(errno, eb, sizeof(eb)));
 	/* completion (even an immediate one) is reported by epoll as EPOLLOUT */
 }
@@ -1113,7 +1145,7 @@ static void lg_on_connected(struct lg_thread *t, struct lg_conn *c)
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
 		     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n\r\n",
-		     opt.path, opt.host_hdr, t->key);
+		     opt.path, opt.nports ? opt.port_hdr[lg_port_index(c)] : opt.host_hdr, t->key);
 	if (n < 0 || (size_t)n >= sizeof(req) || !lg_out_room(t, c, (size_t)n)) {
 		lg_conn_fail(t, c, "upgrade request does not fit");
 		return;
@@ -2058,25 +2090,24 @@ static void lg_thread_release(struct lg_thread *t)
 
 struct lg_proc {
 	bool ok;
-	double cpu_s;
-	long rss_kb;
+	double cpu_s;			/* summed over the processes */
+	long rss_kb;			/* summed, or -1 */
+	double each[LG_MAX_PIDS];	/* each process's CPU time */
 };
 
-static struct lg_proc lg_proc_sample(void)
+/* One process's CPU time (utime + stime, seconds) and VmRSS (kB, or -1). */
+static bool lg_proc_read(long pid, double *cpu_s, long *rss_kb)
 {
-	struct lg_proc s = { false, 0, -1 };
 	char path[64], buf[4096];
 	unsigned long long ut = 0, st = 0;
 	const char *p;
 	FILE *f;
 	size_t n;
 
-	if (!opt.server_pid)
-		return s;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", opt.server_pid);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	f = fopen(path, "re");
 	if (!f)
-		return s;
+		return false;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
@@ -2084,19 +2115,44 @@ static struct lg_proc lg_proc_sample(void)
 	/* after "comm)": state is field 3; utime and stime are fields 14 and 15 */
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
 			 &ut, &st) != 2)
-		return s;
-	s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-	s.ok = true;
-	snprintf(path, sizeof(path), "/proc/%ld/status", opt.server_pid);
+		return false;
+	*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	*rss_kb = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
 	f = fopen(path, "re");
 	if (f) {
 		while (fgets(buf, sizeof(buf), f))
 			if (!strncmp(buf, "VmRSS:", 6)) {
-				s.rss_kb = strtol(buf + 6, NULL, 10);
+				*rss_kb = strtol(buf + 6, NULL, 10);
 				break;
 			}
 		fclose(f);
 	}
+	return true;
+}
+
+/* The sums over every --server-pid; ok only if each one could be read. */
+static struct lg_proc lg_proc_sample(void)
+{
+	struct lg_proc s = { false, 0, -1, { 0 } };
+
+	if (!opt.npids)
+		return s;
+	s.rss_kb = 0;
+	for (unsigned i = 0; i < opt.npids; i++) {
+		double cpu;
+		long rss;
+
+		if (!lg_proc_read(opt.server_pids[i], &cpu, &rss))
+			return s;
+		s.each[i] = cpu;
+		s.cpu_s += cpu;
+		if (rss < 0 || s.rss_kb < 0)
+			s.rss_kb = -1;
+		else
+			s.rss_kb += rss;
+	}
+	s.ok = true;
 	return s;
 }
 
@@ -2120,7 +2176,12 @@ static void lg_usage(FILE *f)
 "target (loopback only: 127.0.0.0/8, ::1, localhost):\n"
 "      --url ws://HOST:PORT/PATH   the server (default ws://127.0.0.1:8080/)\n"
 "      --host HOST --port PORT     the same, in two parts\n"
-"      --server-pid PID            sample the server's CPU time and RSS (/proc)\n"
+"      --server-pid PID            sample the server's CPU time and RSS (/proc); may be\n"
+"                                  given up to 8 times (a cluster's nodes and its\n"
+"                                  Redis): the figures are then sums over them\n"
+"      --ports P1,P2,...           spread the connections over servers on these ports\n"
+"                                  of the same host (a cluster's nodes): member k of\n"
+"                                  each room to port k mod N, rooms of one in turn\n"
 "load:\n"
 "      --scenario NAME     relay, broadcast, connect, churn or idle (default relay)\n"
 "      --peers N           connections (default 100)\n"
@@ -2241,6 +2302,48 @@ static void lg_set_target(const char *host, unsigned port)
 	snprintf(opt.host_hdr, sizeof(opt.host_hdr), "%s:%u", host, port);
 }
 
+/*
+ * --ports P1,P2,...: the target's host on each of these ports, which replace
+ * the one of --url or --port.
+ */
+static void lg_parse_ports(const char *list)
+{
+	char host[300], num[8];
+	const char *p = list, *colon;
+	size_t hl;
+
+	/* the host as the Host header spelled it: everything before the last ':' */
+	colon = strrchr(opt.host_hdr, ':');
+	hl = colon ? (size_t)(colon - opt.host_hdr) : strlen(opt.host_hdr);
+	memcpy(host, opt.host_hdr, hl);
+	host[hl] = '\0';
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		uint16_t port;
+
+		if (opt.nports == LG_MAX_PORTS)
+			lg_die_usage("--ports takes at most %u ports", LG_MAX_PORTS);
+		if (n == 0 || n >= sizeof(num))
+			lg_die_usage("bad --ports '%s' (expected P1,P2,...)", list);
+		memcpy(num, p, n);
+		num[n] = '\0';
+		port = (uint16_t)lg_parse_uint("ports", num, 1, 65535);
+		opt.port_addr[opt.nports] = opt.addr;
+		if (opt.addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&opt.port_addr[opt.nports])->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&opt.port_addr[opt.nports])->sin6_port = htons(port);
+		snprintf(opt.port_hdr[opt.nports], sizeof(opt.port_hdr[0]), "%s:%u", host,
+			 (unsigned)port);
+		opt.nports++;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (!opt.nports)
+		lg_die_usage("--ports needs at least one port");
+}
+
 /* ws://HOST[:PORT][/PATH] */
 static void lg_parse_url(const char *url)
 {
@@ -2291,12 +2394,13 @@ static void lg_parse_args(int argc, char **argv)
 	enum {
 		O_URL = 256, O_HOST, O_PORT, O_SCENARIO, O_PEERS, O_ROOM, O_WINDOW, O_RATE,
 		O_SIZE, O_DURATION, O_WARMUP, O_THREADS, O_PID, O_SRC, O_JSON, O_CTIMEOUT,
-		O_DTIMEOUT, O_CONC, O_VERSION,
+		O_DTIMEOUT, O_CONC, O_VERSION, O_PORTS,
 	};
 	static const struct option longopts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "host", required_argument, NULL, O_HOST },
 		{ "port", required_argument, NULL, O_PORT },
+		{ "ports", required_argument, NULL, O_PORTS },
 		{ "scenario", required_argument, NULL, O_SCENARIO },
 		{ "peers", required_argument, NULL, O_PEERS },
 		{ "room-size", required_argument, NULL, O_ROOM },
@@ -2316,7 +2420,7 @@ static void lg_parse_args(int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *url = NULL, *host = NULL;
+	const char *url = NULL, *host = NULL, *ports = NULL;
 	unsigned port = 0;
 	bool room_set = false, warmup_set = false;
 	int o;
@@ -2357,7 +2461,12 @@ static void lg_parse_args(int argc, char **argv)
 		case O_DURATION: opt.duration = lg_parse_num("duration", optarg, 0.01, 86400); break;
 		case O_WARMUP: opt.warmup = lg_parse_num("warmup", optarg, 0, 3600); warmup_set = true; break;
 		case O_THREADS: opt.threads = lg_parse_uint("threads", optarg, 1, 256); break;
-		case O_PID: opt.server_pid = (long)lg_parse_uint("server-pid", optarg, 1, INT32_MAX); break;
+		case O_PORTS: ports = optarg; break;
+		case O_PID:
+			if (opt.npids == LG_MAX_PIDS)
+				lg_die_usage("at most %u --server-pid", LG_MAX_PIDS);
+			opt.server_pids[opt.npids++] = (long)lg_parse_uint("server-pid", optarg, 1, INT32_MAX);
+			break;
 		case O_SRC: opt.source_addrs = lg_parse_uint("source-addrs", optarg, 1, 254); break;
 		case O_JSON: opt.json_only = true; break;
 		case O_CTIMEOUT: opt.connect_timeout = lg_parse_num("connect-timeout", optarg, 0.1, 600); break;
@@ -2387,6 +2496,8 @@ static void lg_parse_args(int argc, char **argv)
 	}
 	if (opt.source_addrs > 1 && opt.addr.ss_family != AF_INET)
 		lg_die_usage("--source-addrs needs an IPv4 target");
+	if (ports)
+		lg_parse_ports(ports);
 
 	switch (opt.scenario) {
 	case LG_RELAY:
@@ -2735,6 +2846,14 @@ static void lg_report_json(const struct lg_result *r, struct lg_buf *out)
 		   "\"concurrency\":%u,\"source_addrs\":%u,\"mode\":\"%s\"}",
 		   opt.size, opt.threads, opt.warmup, opt.duration, opt.concurrency,
 		   opt.source_addrs, opt.rate > 0 ? "open" : "closed");
+	if (opt.nports) {
+		/* the servers the rooms were spread over */
+		out->len--;	/* reopen params */
+		for (unsigned i = 0; i < opt.nports; i++)
+			lg_bprintf(out, "%s%u", i ? "," : ",\"ports\":[",
+				   ntohs(((const struct sockaddr_in *)&opt.port_addr[i])->sin_port));
+		lg_bprintf(out, "]}");
+	}
 	lg_bprintf(out, ",\"duration_s\":%.3f,\"connections\":%u", r->wall, opt.peers);
 	lg_bprintf(out, ",\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64, tot->sent, tot->delivered);
 	lg_bnum(out, "msgs_per_s", is_msg, (double)msgs / r->wall, 1);
@@ -2766,6 +2885,17 @@ static void lg_report_json(const struct lg_result *r, struct lg_buf *out)
 		   "\"loadgen_saturated\":%s", r->cpu_b - r->cpu_a, util,
 		   util > 0.9 ? "true" : "false");
 	lg_bnum(out, "server_cpu_s", srv, scpu, 3);
+	if (opt.npids > 1) {
+		/* in the order of the --server-pid options */
+		lg_bprintf(out, ",\"server_cpu_s_each\":");
+		if (srv) {
+			for (unsigned i = 0; i < opt.npids; i++)
+				lg_bprintf(out, "%s%.3f", i ? "," : "[", r->srv_b.each[i] - r->srv_a.each[i]);
+			lg_bprintf(out, "]");
+		} else {
+			lg_bprintf(out, "null");
+		}
+	}
 	lg_bnum(out, "server_cpu_us_per_msg", srv && is_msg && msgs,
 		scpu * 1e6 / (double)(msgs ? msgs : 1), 2);
 	lg_bnum(out, "server_cpu_us_per_delivery", srv && is_msg && tot->delivered,
@@ -2916,9 +3046,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (opt.server_pid && !lg_proc_sample().ok)
-		fprintf(stderr, "sb-loadgen: cannot read /proc/%ld/stat; server figures will be null\n",
-			opt.server_pid);
+	if (opt.npids && !lg_proc_sample().ok)
+		fprintf(stderr, "sb-loadgen: cannot read /proc/PID/stat of every --server-pid; "
+			"server figures will be null\n");
 
 	lg_drive(r);
 	lg_merge(r);

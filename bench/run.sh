@@ -3,7 +3,12 @@
 # reference server next to them, and runs the benchmark suite: every scenario
 # against both servers on the same pinned cores, medians of 5 runs, printed
 # as a markdown table.  Takes about 15 minutes; arguments go to bench.mjs
-# (--runs N, --only relay-w2,idle, --quick, --out FILE).
+# (--runs N, --only relay-w2,idle, --quick, --out FILE, --baseline PATH).
+#
+#   bench/run.sh --cluster [--runs N] [--only relay-w16,latency] [--quick] [--out FILE]
+#
+# runs the cluster benchmarks instead (cluster.mjs: two nodes and a Redis
+# of their own beside one node, alternating; about 20 minutes); no reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -11,6 +16,12 @@ top=$PWD
 scripts/deps.sh --test
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j"$(nproc)" --target switchboard sb-loadgen >/dev/null
+
+if [ "${1:-}" = --cluster ]; then
+	shift
+	exec node bench/cluster.mjs --server build-bench/switchboard \
+		--loadgen build-bench/bench/sb-loadgen "$@"
+fi
 
 # The reference lives in the shared folder, read-only: copy it out.
 ref_src="${SB_REFERENCE:-$top/../shared/reference}"
