@@ -58,6 +58,9 @@ struct sb_backplane {
 	struct sb_bp_status *st;
 	struct sb_registry *reg;
 	char node[17];
+	char run_id[48];		/* the Redis process's run_id (INFO
+					 * server), read at each connect: what
+					 * this node's mark in sb:synced names */
 	char chan[64];			/* this node's channel */
 	char prefix[48];		/* every node's channel but the node */
 	struct sb_cluster_ops ops;	/* what sessions call; immutable */

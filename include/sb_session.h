@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 struct sb_cluster_ops;
-struct sb_held;
+struct sb_session_cl;
 struct sb_session;
 struct sb_registry;
 struct sb_codec;
@@ -90,17 +90,13 @@ struct sb_session {
 	char *last_room, *last_id;	/* the room and id held last */
 	bool ended;			/* the close is decided */
 
-	/* clusters */
-	bool joining;			/* a join is asked of the backplane */
-	char *pend;			/* its room, id and nick, one after
-					 * the other */
-	uint32_t pend_room, pend_id, pend_nick;	/* their lengths */
-	char *sid;			/* this member's sid while joined or
-					 * joining */
-	uint32_t sid_len;
-	struct sb_held *held, **held_tail;	/* what came meanwhile */
-	uint32_t nheld, held_bytes;
+	struct sb_session_cl *cl;	/* clusters: the join asked of the
+					 * backplane and the sid; NULL until
+					 * the first such join */
 };
+
+/* Whether s waits for the backplane's answer to its join. */
+bool sb_session_joining(const struct sb_session *s);
 
 /*
  * Opens s in env: a new connection whose output the owner learns of

@@ -172,7 +172,22 @@ static void on_cmd_setup(redisAsyncContext *ac, void *reply, void *priv)
 		fail(bp, why);
 		return;
 	}
-	if (!strcmp(priv, "SELECT")) {
+	if (!strcmp(priv, "INFO")) {
+		/* which Redis process this is: a mark in sb:synced names it,
+		 * so that marks that came back with an older snapshot are
+		 * not taken for marks of this process's */
+		const redisReply *r = reply;
+		const char *p = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ?
+				strstr(r->str, "run_id:") : NULL;
+		size_t n = 0;
+
+		if (p) {
+			p += 7;
+			while (n + 1 < sizeof(bp->run_id) && p[n] && p[n] != '\r' && p[n] != '\n')
+				n++;
+		}
+		memcpy(bp->run_id, p ? p : "", n);
+		bp->run_id[n] = '\0';
 		bp->cmd_ready = true;
 		maybe_ready(bp);
 	}
@@ -390,6 +405,8 @@ static redisAsyncContext *open_one(struct sb_backplane *bp,
 		redisAsyncCommand(ac, setup, "AUTH", "AUTH %s", u->password);
 	snprintf(db, sizeof(db), "%ld", u->db);
 	redisAsyncCommand(ac, setup, "SELECT", "SELECT %s", db);
+	if (setup == on_cmd_setup)
+		redisAsyncCommand(ac, setup, "INFO", "INFO server");
 	return ac;
 }
 

@@ -172,7 +172,8 @@ static void synced_clear(struct sb_backplane *bp)
 }
 
 /* The nodes that have registered their members again since Redis came
- * back (sb:synced), read just before the rooms. */
+ * back with this Redis process (sb:synced: node -> Redis's run_id), read
+ * just before the rooms. */
 static void on_synced(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
@@ -182,14 +183,17 @@ static void on_synced(redisAsyncContext *ac, void *reply, void *priv)
 	synced_clear(bp);
 	if (!r || ac != bp->cmd || r->type != REDIS_REPLY_ARRAY)
 		return;
-	for (size_t i = 0; i < r->elements; i++) {
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *k = r->element[i], *v = r->element[i + 1];
 		char *node;
 
-		if (r->element[i]->type != REDIS_REPLY_STRING ||
-		    r->element[i]->len != SB_NODE_LEN ||
+		/* a mark of another Redis process (an older snapshot) is not
+		 * one: that node may not have settled with this one */
+		if (k->type != REDIS_REPLY_STRING || k->len != SB_NODE_LEN ||
+		    v->type != REDIS_REPLY_STRING || strcmp(v->str, bp->run_id) ||
 		    !(node = malloc(SB_NODE_LEN)))
 			continue;
-		memcpy(node, r->element[i]->str, SB_NODE_LEN);
+		memcpy(node, k->str, SB_NODE_LEN);
 		if (sb_map_put(&bp->synced, node, SB_NODE_LEN, node))
 			free(node);
 	}
@@ -332,8 +336,9 @@ void bp_register_again(struct sb_backplane *bp)
 					     (size_t)m->nick_len) != REDIS_OK)
 			free(box);
 	}
-	redisAsyncCommand(bp->cmd, NULL, NULL, "SADD sb:synced %s", bp->node);
-	redisAsyncCommand(bp->cmd, on_synced, NULL, "SMEMBERS sb:synced");
+	redisAsyncCommand(bp->cmd, NULL, NULL, "HSET sb:synced %s %s", bp->node,
+			  bp->run_id);
+	redisAsyncCommand(bp->cmd, on_synced, NULL, "HGETALL sb:synced");
 	bp_read_rooms(bp, false);
 	bp->final_ms = bp_now_ms(bp) + (uint64_t)(bp->cfg->node_timeout * 1000) + 1;
 }

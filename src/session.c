@@ -22,6 +22,20 @@ struct sb_held {
 	char data[];
 };
 
+/* A session's part in a cluster: allocated at its first join asked of the
+ * backplane, so that a node on its own pays one pointer for it. */
+struct sb_session_cl {
+	bool joining;			/* a join is asked of the backplane */
+	char *pend;			/* its room, id and nick, one after
+					 * the other */
+	uint32_t pend_room, pend_id, pend_nick;	/* their lengths */
+	char *sid;			/* this member's sid while joined or
+					 * joining */
+	uint32_t sid_len;
+	struct sb_held *held, **held_tail;	/* what came meanwhile */
+	uint32_t nheld, held_bytes;
+};
+
 /* A reassembly buffer larger than this is freed after each message. */
 #define RX_KEEP 4096
 /* The first reassembly buffer. */
@@ -54,7 +68,6 @@ int sb_session_open(struct sb_session *s, struct sb_session_env *env,
 	sb_conn_set_depth(s->conn, depth);
 	s->rate_stamp = now_ms;
 	s->tokens = 2 * env->rate;
-	s->held_tail = &s->held;
 	sb_utf8_init(&s->utf8);
 	return 0;
 }
@@ -82,18 +95,20 @@ static void remember(struct sb_session *s)
 	s->last_id = id;
 }
 
-/* Tells the other nodes that the member under s->sid left room as id,
+/* Tells the other nodes that the member under s->cl->sid left room as id,
  * and forgets the sid. */
 static void cluster_leave(struct sb_session *s, const char *room, size_t room_len,
 			  const char *id, size_t id_len)
 {
 	const struct sb_cluster_ops *cl = s->env->cluster;
 
-	if (cl && s->sid)
-		cl->leave(cl->arg, room, room_len, id, id_len, s->sid, s->sid_len);
-	free(s->sid);
-	s->sid = NULL;
-	s->sid_len = 0;
+	if (!s->cl)
+		return;
+	if (cl && s->cl->sid)
+		cl->leave(cl->arg, room, room_len, id, id_len, s->cl->sid, s->cl->sid_len);
+	free(s->cl->sid);
+	s->cl->sid = NULL;
+	s->cl->sid_len = 0;
 }
 
 /* Leaves the room, if joined. */
@@ -116,26 +131,28 @@ static void leave(struct sb_session *s, bool notify)
 
 static void drop_held(struct sb_session *s)
 {
-	while (s->held) {
-		struct sb_held *h = s->held;
+	if (!s->cl)
+		return;
+	while (s->cl->held) {
+		struct sb_held *h = s->cl->held;
 
-		s->held = h->next;
+		s->cl->held = h->next;
 		free(h);
 	}
-	s->held_tail = &s->held;
-	s->nheld = s->held_bytes = 0;
+	s->cl->held_tail = &s->cl->held;
+	s->cl->nheld = s->cl->held_bytes = 0;
 }
 
 /* A join asked of the backplane is abandoned: if it is let in, it leaves
  * again at once (the leave goes after the join on the backplane's queue). */
 static void abandon_join(struct sb_session *s)
 {
-	if (!s->joining)
+	if (!s->cl || !s->cl->joining)
 		return;
-	s->joining = false;
-	cluster_leave(s, s->pend, s->pend_room, s->pend + s->pend_room, s->pend_id);
-	free(s->pend);
-	s->pend = NULL;
+	s->cl->joining = false;
+	cluster_leave(s, s->cl->pend, s->cl->pend_room, s->cl->pend + s->cl->pend_room, s->cl->pend_id);
+	free(s->cl->pend);
+	s->cl->pend = NULL;
 	drop_held(s);
 }
 
@@ -161,10 +178,13 @@ void sb_session_release(struct sb_session *s, bool notify)
 	free(s->stamp);
 	free(s->last_room);
 	free(s->last_id);
-	free(s->pend);
-	free(s->sid);
-	s->pend = s->sid = NULL;
-	drop_held(s);
+	if (s->cl) {
+		drop_held(s);
+		free(s->cl->pend);
+		free(s->cl->sid);
+		free(s->cl);
+		s->cl = NULL;
+	}
 	s->rx = s->stamp = s->last_room = s->last_id = NULL;
 	s->rx_len = s->rx_cap = 0;
 }
@@ -236,34 +256,42 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 				    "reached now; try again later", "join", 4);
 			return;
 		}
+		if (!s->cl) {
+			s->cl = calloc(1, sizeof(*s->cl));
+			if (!s->cl) {
+				close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
+				return;
+			}
+			s->cl->held_tail = &s->cl->held;
+		}
 		sid_len = cl->sid(cl->arg, sid);
-		s->pend = malloc(room_len + req->id.len + nick_len + 1);
-		s->sid = malloc(sid_len + 1);
-		if (!s->pend || !s->sid) {
-			free(s->pend);
-			free(s->sid);
-			s->pend = s->sid = NULL;
+		s->cl->pend = malloc(room_len + req->id.len + nick_len + 1);
+		s->cl->sid = malloc(sid_len + 1);
+		if (!s->cl->pend || !s->cl->sid) {
+			free(s->cl->pend);
+			free(s->cl->sid);
+			s->cl->pend = s->cl->sid = NULL;
 			close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
 			return;
 		}
-		memcpy(s->pend, room, room_len);
-		memcpy(s->pend + room_len, req->id.p, req->id.len);
-		memcpy(s->pend + room_len + req->id.len, nick, nick_len);
-		s->pend_room = (uint32_t)room_len;
-		s->pend_id = (uint32_t)req->id.len;
-		s->pend_nick = (uint32_t)nick_len;
-		memcpy(s->sid, sid, sid_len);
-		s->sid_len = (uint32_t)sid_len;
+		memcpy(s->cl->pend, room, room_len);
+		memcpy(s->cl->pend + room_len, req->id.p, req->id.len);
+		memcpy(s->cl->pend + room_len + req->id.len, nick, nick_len);
+		s->cl->pend_room = (uint32_t)room_len;
+		s->cl->pend_id = (uint32_t)req->id.len;
+		s->cl->pend_nick = (uint32_t)nick_len;
+		memcpy(s->cl->sid, sid, sid_len);
+		s->cl->sid_len = (uint32_t)sid_len;
 		if (cl->join(cl->arg, s->conn, room, room_len, req->id.p, req->id.len,
 			     nick, nick_len, sid, sid_len)) {
-			free(s->pend);
-			free(s->sid);
-			s->pend = s->sid = NULL;
+			free(s->cl->pend);
+			free(s->cl->sid);
+			s->cl->pend = s->cl->sid = NULL;
 			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
 				    "reached now; try again later", "join", 4);
 			return;
 		}
-		s->joining = true;
+		s->cl->joining = true;
 		if (s->env->ops->pause)
 			s->env->ops->pause(s, true);
 		return;
@@ -403,7 +431,7 @@ static bool hold(struct sb_session *s, const char *buf, size_t len)
 {
 	struct sb_held *h;
 
-	if (s->nheld >= SB_HELD_MAX || len > SB_HELD_BYTES - s->held_bytes)
+	if (s->cl->nheld >= SB_HELD_MAX || len > SB_HELD_BYTES - s->cl->held_bytes)
 		return false;
 	h = malloc(sizeof(*h) + len);
 	if (!h)
@@ -411,10 +439,10 @@ static bool hold(struct sb_session *s, const char *buf, size_t len)
 	h->next = NULL;
 	h->len = (uint32_t)len;
 	memcpy(h->data, buf, len);
-	*s->held_tail = h;
-	s->held_tail = &h->next;
-	s->nheld++;
-	s->held_bytes += (uint32_t)len;
+	*s->cl->held_tail = h;
+	s->cl->held_tail = &h->next;
+	s->cl->nheld++;
+	s->cl->held_bytes += (uint32_t)len;
 	return true;
 }
 
@@ -429,7 +457,7 @@ void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 
 	if (s->ended)
 		return;
-	if (s->joining && hold(s, buf, len))
+	if (s->cl && s->cl->joining && hold(s, buf, len))
 		return;		/* handled when the backplane answers */
 	sb_stat_add(&s->env->stats->received, 1);
 	s->msgs_in++;
@@ -457,7 +485,7 @@ void sb_session_message(struct sb_session *s, const char *buf, size_t len,
 		send_self(s, sb_event_pong());
 		break;
 	case SB_TYPE_JOIN:
-		if (joined || s->joining) {
+		if (joined || (s->cl && s->cl->joining)) {
 			reply_error(s, SB_ERR_ALREADY_JOINED, joined ?
 				    "already joined; send leave first" :
 				    "a join is under way", "join", 4);
@@ -493,25 +521,31 @@ done:
 	sb_codec_done(codec, &req);
 }
 
+bool sb_session_joining(const struct sb_session *s)
+{
+	return s->cl && s->cl->joining;
+}
+
 void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 {
 	struct sb_join_answer *a = sb_conn_take_answer(s->conn);
-	const char *room = s->pend, *id, *nick;
+	const char *room, *id, *nick;
 	int rc;
 
 	if (!a)
 		return;
-	if (!s->joining || s->ended) {
+	if (!s->cl || !s->cl->joining || s->ended) {
 		sb_join_answer_free(a);
 		return;
 	}
-	s->joining = false;
-	id = room + s->pend_room;
-	nick = id + s->pend_id;
+	s->cl->joining = false;
+	room = s->cl->pend;
+	id = room + s->cl->pend_room;
+	nick = id + s->cl->pend_id;
 	if (a->err != SB_ERR_NONE) {
-		free(s->sid);
-		s->sid = NULL;
-		s->sid_len = 0;
+		free(s->cl->sid);
+		s->cl->sid = NULL;
+		s->cl->sid_len = 0;
 		if (a->err == SB_ERR_ID_TAKEN)
 			reply_error(s, a->err, "this id is taken in this room", "join", 4);
 		else if (a->err == SB_ERR_ROOM_FULL)
@@ -520,12 +554,12 @@ void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
 				    "reached now; try again later", "join", 4);
 	} else {
-		rc = sb_registry_join_cluster(s->env->reg, s->conn, room, s->pend_room,
-					      id, s->pend_id, nick, s->pend_nick,
+		rc = sb_registry_join_cluster(s->env->reg, s->conn, room, s->cl->pend_room,
+					      id, s->cl->pend_id, nick, s->cl->pend_nick,
 					      &a->snap);
 		if (rc) {
 			/* let in by the cluster, not here: out again */
-			cluster_leave(s, room, s->pend_room, id, s->pend_id);
+			cluster_leave(s, room, s->cl->pend_room, id, s->cl->pend_id);
 			if (rc == -EEXIST)
 				reply_error(s, SB_ERR_ID_TAKEN,
 					    "this id is taken in this room", "join", 4);
@@ -534,21 +568,21 @@ void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 		}
 	}
 	sb_join_answer_free(a);
-	free(s->pend);
-	s->pend = NULL;
+	free(s->cl->pend);
+	s->cl->pend = NULL;
 	/* what came meanwhile, in order, until a join is asked again */
-	while (s->held && !s->joining && !s->ended) {
-		struct sb_held *h = s->held;
+	while (s->cl->held && !s->cl->joining && !s->ended) {
+		struct sb_held *h = s->cl->held;
 
-		s->held = h->next;
-		if (!s->held)
-			s->held_tail = &s->held;
-		s->nheld--;
-		s->held_bytes -= h->len;
+		s->cl->held = h->next;
+		if (!s->cl->held)
+			s->cl->held_tail = &s->cl->held;
+		s->cl->nheld--;
+		s->cl->held_bytes -= h->len;
 		sb_session_message(s, h->data, h->len, now_ms);
 		free(h);
 	}
-	if (!s->joining && !s->ended && s->env->ops->pause)
+	if (!s->cl->joining && !s->ended && s->env->ops->pause)
 		s->env->ops->pause(s, false);
 }
 

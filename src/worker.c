@@ -88,7 +88,7 @@ static void serve_conn(void *arg, struct sb_conn *c)
 	s = (struct sb_sock *)(void *)((char *)sess - offsetof(struct sb_sock, sess));
 	if (s->state != SB_SOCK_OPEN)
 		return;		/* closing: nothing more goes out */
-	if (sess->joining)
+	if (sb_session_joining(sess))
 		sb_session_answered(sess, sb_tp_now(s->tp));	/* the backplane's */
 	if (sb_conn_is_dead(c) && sb_conn_displaced(c))
 		sb_sock_close(s, SB_CLOSE_RESTART, SB_CAUSE_SHUTDOWN);

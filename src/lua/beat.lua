@@ -61,6 +61,6 @@ for _, d in ipairs(dead) do
   end
   redis.call('DEL', mkey)
   redis.call('ZREM', 'sb:nodes', d)
-  redis.call('SREM', 'sb:synced', d)
+  redis.call('HDEL', 'sb:synced', d)
 end
 return {redis.call('ZCARD', 'sb:nodes'), reaped, known}

@@ -41,5 +41,5 @@ for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
 end
 redis.call('DEL', mkey)
 redis.call('ZREM', 'sb:nodes', node)
-redis.call('SREM', 'sb:synced', node)
+redis.call('HDEL', 'sb:synced', node)
 return removed

@@ -440,7 +440,11 @@ describe('prune.lua', () => {
     await s.cmd('SADD', `sb:m:${B}`, '2:r1a1');
     await s.news();
     assert.equal(await s.prune(B, `${B}:2`), 2, 'b1 and b3 go, b2 stays');
-    assert.deepEqual(receivers(await s.news()), { 'L5 b1': [A] }, 'b3 was alone');
+    // (b1 and b3 go in the set's order: b1's number is 5 or 6)
+    const told = Object.entries(receivers(await s.news()));
+    assert.equal(told.length, 1, 'b3 was alone');
+    assert.match(told[0][0], /^L[56] b1$/);
+    assert.deepEqual(told[0][1], [A]);
     assert.deepEqual((await s.cmd('HKEYS', 'sb:r:r1')).sort(), ['a1', 'b2']);
     assert.equal(await s.cmd('EXISTS', 'sb:r:r2'), 0);
     assert.deepEqual(await s.cmd('SMEMBERS', `sb:m:${B}`), ['2:r1b2']);
