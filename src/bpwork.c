@@ -369,13 +369,6 @@ static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
 	}
 }
 
-static void on_left_one(redisAsyncContext *ac, void *reply, void *priv)
-{
-	(void)ac;
-	(void)reply;
-	(void)priv;
-}
-
 /* Carries out one request, Redis being up.  false when it could not be
  * sent (the connection failed: it is handled as if Redis were down). */
 static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
@@ -395,7 +388,7 @@ static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
 				       nick, (size_t)q->nick_len, max);
 		return rc == REDIS_OK;	/* on_joined owns q */
 	case R_LEAVE:
-		rc = redisAsyncCommand(bp->cmd, on_left_one, NULL,
+		rc = redisAsyncCommand(bp->cmd, NULL, NULL,
 				       "EVAL %s 0 %s %s %b %b %b", SB_LUA_LEAVE,
 				       bp->prefix, bp->node, room, (size_t)q->room_len,
 				       id, (size_t)q->id_len, sid, (size_t)q->sid_len);

@@ -18,8 +18,8 @@
 --   longer in Redis, and it must register them again).
 -- Errors: a node that is not 16 lowercase hex, a timeout that is not a
 --   decimal.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node, timeout = ARGV[1], ARGV[2], ARGV[3]
 
@@ -40,27 +40,5 @@ local gone = {}
 for _, d in ipairs(dead) do gone[d] = true end
 
 local reaped = 0
-for _, d in ipairs(dead) do
-  local mkey = 'sb:m:' .. d
-  for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
-    local room, id = unfield(el)
-    local rkey = 'sb:r:' .. room
-    local v = redis.call('HGET', rkey, id)
-    if v then
-      local sid, nick = unfield(v)
-      if string.sub(sid, 1, 16) == d then
-        redis.call('HDEL', rkey, id)
-        reaped = reaped + 1
-        local seq = redis.call('INCR', 'sb:seq')
-        local msg = event('L', seq, epoch(), room, id, sid, nick)
-        for _, n in ipairs(nodes_in(rkey, gone)) do
-          redis.call('PUBLISH', P .. n, msg)
-        end
-      end
-    end
-  end
-  redis.call('DEL', mkey)
-  redis.call('ZREM', 'sb:nodes', d)
-  redis.call('HDEL', 'sb:synced', d)
-end
+for _, d in ipairs(dead) do reaped = reaped + remove_node(P, d, gone) end
 return {redis.call('ZCARD', 'sb:nodes'), reaped, known}

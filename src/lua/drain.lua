@@ -11,8 +11,8 @@
 -- ARGV: P (channel prefix), node (16 lowercase hex)
 -- Reply: the number of members removed.
 -- Errors: a node that is not 16 lowercase hex.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node = ARGV[1], ARGV[2]
 
@@ -20,26 +20,4 @@ if not string.find(node, '^[0-9a-f]+$') or #node ~= 16 then
   return redis.error_reply('ERR drain.lua: node is not 16 lowercase hex')
 end
 
-local mkey = 'sb:m:' .. node
-local removed = 0
-for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
-  local room, id = unfield(el)
-  local rkey = 'sb:r:' .. room
-  local v = redis.call('HGET', rkey, id)
-  if v then
-    local sid, nick = unfield(v)
-    if string.sub(sid, 1, 16) == node then
-      redis.call('HDEL', rkey, id)
-      removed = removed + 1
-      local seq = redis.call('INCR', 'sb:seq')
-      local msg = event('L', seq, epoch(), room, id, sid, nick)
-      for _, n in ipairs(nodes_in(rkey, node)) do
-        redis.call('PUBLISH', P .. n, msg)
-      end
-    end
-  end
-end
-redis.call('DEL', mkey)
-redis.call('ZREM', 'sb:nodes', node)
-redis.call('HDEL', 'sb:synced', node)
-return removed
+return remove_node(P, node, node)

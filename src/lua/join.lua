@@ -15,8 +15,8 @@
 --   integer, then the room's other members (on any node, this one too).
 -- Errors: a node that is not 16 lowercase hex, a sid not of the node, a max
 --   that is not a decimal.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node, room, id, sid, nick, max =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]

@@ -11,8 +11,8 @@
 -- ARGV: P (channel prefix), node (16 lowercase hex), room, id, sid
 -- Reply: 1 when it left, 0 when the room did not hold id with this sid.
 -- Errors: a node that is not 16 lowercase hex, a sid not of the node.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node, room, id, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
@@ -23,15 +23,11 @@ if string.sub(sid, 1, 17) ~= node .. ':' then
   return redis.error_reply('ERR leave.lua: sid is not of the node')
 end
 
-local rkey = 'sb:r:' .. room
-local v = redis.call('HGET', rkey, id)
+local v = redis.call('HGET', 'sb:r:' .. room, id)
 if not v then return 0 end
 local s, nick = unfield(v)
 if s ~= sid then return 0 end
 
-redis.call('HDEL', rkey, id)
 redis.call('SREM', 'sb:m:' .. node, field(room) .. id)
-local seq = redis.call('INCR', 'sb:seq')
-local msg = event('L', seq, epoch(), room, id, sid, nick)
-for _, n in ipairs(nodes_in(rkey, node)) do redis.call('PUBLISH', P .. n, msg) end
+remove_member(P, room, id, sid, nick, node)
 return 1

@@ -46,3 +46,38 @@ local function event(kind, seq, e, r, i, s, k)
   return kind .. string.format('%d', seq) .. ' ' ..
     field(e) .. field(r) .. field(i) .. field(s) .. field(k)
 end
+
+-- Removes member id (session sid, nick) from its room and tells, with an
+-- L event, each node that still has a member there but `skip` (as nodes_in
+-- takes it).  The node's set (sb:m:<node>) is the caller's to update.
+local function remove_member(P, room, id, sid, nick, skip)
+  local rkey = 'sb:r:' .. room
+  redis.call('HDEL', rkey, id)
+  local seq = redis.call('INCR', 'sb:seq')
+  local msg = event('L', seq, epoch(), room, id, sid, nick)
+  for _, n in ipairs(nodes_in(rkey, skip)) do redis.call('PUBLISH', P .. n, msg) end
+end
+
+-- Removes node from the cluster: each member it still holds (its set names
+-- it and the room holds it under a sid of the node) as remove_member does,
+-- telling all but `skip`; then its set, its entry in sb:nodes and its mark
+-- in sb:synced.  Returns how many members it removed.
+local function remove_node(P, node, skip)
+  local mkey = 'sb:m:' .. node
+  local removed = 0
+  for _, el in ipairs(redis.call('SMEMBERS', mkey)) do
+    local room, id = unfield(el)
+    local v = redis.call('HGET', 'sb:r:' .. room, id)
+    if v then
+      local sid, nick = unfield(v)
+      if string.sub(sid, 1, 16) == node then
+        remove_member(P, room, id, sid, nick, skip)
+        removed = removed + 1
+      end
+    end
+  end
+  redis.call('DEL', mkey)
+  redis.call('ZREM', 'sb:nodes', node)
+  redis.call('HDEL', 'sb:synced', node)
+  return removed
+end

@@ -12,8 +12,8 @@
 --   node holds now, any number
 -- Reply: the number of members removed.
 -- Errors: a node that is not 16 lowercase hex.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node = ARGV[1], ARGV[2]
 
@@ -25,11 +25,10 @@ local keep = {}
 for i = 3, #ARGV do keep[ARGV[i]] = true end
 
 local mkey = 'sb:m:' .. node
-local removed, e = 0, nil
+local removed = 0
 for _, m in ipairs(redis.call('SMEMBERS', mkey)) do
   local room, id = unfield(m)
-  local rkey = 'sb:r:' .. room
-  local v = redis.call('HGET', rkey, id)
+  local v = redis.call('HGET', 'sb:r:' .. room, id)
   if not v then
     redis.call('SREM', mkey, m)
   else
@@ -37,12 +36,8 @@ for _, m in ipairs(redis.call('SMEMBERS', mkey)) do
     if string.sub(s, 1, 17) ~= node .. ':' then
       redis.call('SREM', mkey, m)
     elseif not keep[s] then
-      redis.call('HDEL', rkey, id)
       redis.call('SREM', mkey, m)
-      local seq = redis.call('INCR', 'sb:seq')
-      e = e or epoch()
-      local msg = event('L', seq, e, room, id, s, nick)
-      for _, n in ipairs(nodes_in(rkey, node)) do redis.call('PUBLISH', P .. n, msg) end
+      remove_member(P, room, id, s, nick, node)
       removed = removed + 1
     end
   end

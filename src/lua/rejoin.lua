@@ -12,8 +12,8 @@
 -- ARGV: P (channel prefix), node (16 lowercase hex), room, id, sid, nick
 -- Reply: {"kept"} | {"taken"} | {"added"}
 -- Errors: a node that is not 16 lowercase hex, a sid not of the node.
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local P, node, room, id, sid, nick =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]

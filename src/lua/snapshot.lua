@@ -9,8 +9,8 @@
 -- ARGV: room
 -- Reply: {epoch, seq, id1, sid1, nick1, id2, sid2, nick2, ...}: seq an
 --   integer (0 before the first change).
--- field, unfield, epoch, nodes_in and event come from lib.lua, put in
--- front of this script by the build.
+-- field, unfield, epoch, nodes_in, event, remove_member and remove_node
+-- come from lib.lua, put in front of this script by the build.
 
 local room = ARGV[1]
 
