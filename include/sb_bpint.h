@@ -9,6 +9,7 @@
 #define SB_BPINT_H
 
 #include "sb_backplane.h"
+#include "sb_buf.h"
 #include "sb_cluster.h"
 #include "sb_map.h"
 
@@ -25,6 +26,9 @@
 #define BACKOFF_MAX_MS 2000
 #define LEAVE_WAIT_MS 1000
 #define HOST_W 60		/* bytes of the host a reason holds */
+#define BATCH_NODES 8		/* nodes one pass gathers relays for at once */
+#define BATCH_BYTES 65536	/* a batch is sent once it holds this much */
+#define BATCH_GAP 160		/* room before a batch for its command's head */
 
 /* The keys are in the database of --redis (src/lua, docs/cluster-data.md).
  * Channels are not per database in Redis: theirs carry its number. */
@@ -42,6 +46,16 @@ struct bp_req {
 	char node[SB_NODE_LEN];		/* R_PUBLISH: where to */
 	uint32_t room_len, id_len, nick_len, sid_len, max;
 	char data[];			/* room, id, nick, sid */
+};
+
+/* The relays bound for one node in one pass of the queue: one PUBLISH
+ * (src/bpwork.c, gather()). */
+struct bp_batch {
+	char node[SB_NODE_LEN];
+	unsigned n;			/* relays in it */
+	size_t first;			/* where the first relay's bytes begin */
+	struct sb_buf buf;		/* BATCH_GAP bytes, then a P message
+					 * (sb_bpmsg.h) of the relays */
 };
 
 /* A member of this node as Redis should know it: what is registered again
@@ -79,6 +93,7 @@ struct sb_backplane {
 	redisAsyncContext *cmd, *sub;
 	enum bp_state state;
 	bool cmd_ready, sub_ready;
+	bool skip_replies;		/* Redis takes CLIENT REPLY SKIP */
 	uint64_t asked_ms;		/* a heartbeat unanswered since; 0 */
 	uint64_t beat_ms;		/* the last heartbeat sent */
 	uint64_t began_ms;		/* the connection attempt began */
@@ -96,6 +111,8 @@ struct sb_backplane {
 					 * keys, values owned) */
 	uint64_t final_ms;		/* the second read of the rooms after
 					 * Redis came back; 0: none due */
+	struct bp_batch batch[BATCH_NODES];	/* of the pass under way */
+	unsigned nbatch;
 };
 
 /* src/backplane.c */
@@ -115,7 +132,7 @@ void bp_replay_leaves(struct sb_backplane *bp);
 void bp_register_again(struct sb_backplane *bp);
 /* The second read of the rooms, a node timeout after they came back. */
 void bp_read_rooms(struct sb_backplane *bp, bool final);
-/* A message on this node's channel. */
-void bp_dispatch(struct sb_backplane *bp, const char *p, size_t n);
+/* A message on this node's channel; the events and relays it held. */
+unsigned long bp_dispatch(struct sb_backplane *bp, const char *p, size_t n);
 
 #endif

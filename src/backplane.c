@@ -193,6 +193,19 @@ static void on_cmd_setup(redisAsyncContext *ac, void *reply, void *priv)
 	}
 }
 
+/* Whether Redis takes CLIENT REPLY (every Redis since 3.2 does, unless an
+ * ACL forbids it): relays then go without a reply to read (src/bpwork.c,
+ * send_batch()).  Either answer is fine. */
+static void on_reply_probe(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const redisReply *r = reply;
+
+	(void)priv;
+	if (ac == bp->cmd && r)
+		bp->skip_replies = r->type == REDIS_REPLY_STATUS;
+}
+
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
@@ -217,8 +230,10 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 		maybe_ready(bp);
 	} else if (!strcmp(r->element[0]->str, "message") &&
 		   r->element[2]->type == REDIS_REPLY_STRING) {
-		atomic_fetch_add(&bp->st->received, 1);
-		bp_dispatch(bp, r->element[2]->str, r->element[2]->len);
+		atomic_fetch_add_explicit(&bp->st->received,
+					  bp_dispatch(bp, r->element[2]->str,
+						      r->element[2]->len),
+					  memory_order_relaxed);
 	}
 }
 
@@ -283,11 +298,21 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
  * then never reaches hiredis, and the node would wait for the watchdog
  * instead of saying "Connection refused".  This one hands an error to
  * hiredis as a readiness, and hiredis finds the socket's error itself.
+ *
+ * Writing: hiredis asks to write (addWrite) at every command.  Once the
+ * connection is made, that only marks the context: the write happens when
+ * the loop's pass ends (a prepare handle, run before the loop waits), so a
+ * pass's commands go out in one write and the socket is watched for
+ * writing only while the kernel will not take more.  (Each change of what
+ * the poll handle watches costs libuv two epoll_ctl calls.)
  */
 struct bp_poll {
 	uv_poll_t handle;
+	uv_prepare_t flush;		/* the write at the end of the pass */
 	redisAsyncContext *ac;		/* NULL once hiredis let go of it */
-	int events;
+	int events;			/* what the poll handle watches */
+	bool in_flush;			/* hiredis writes from flush_now */
+	int open;			/* handles not yet closed */
 };
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -306,11 +331,28 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void poll_set(struct bp_poll *p, int events)
 {
+	if (events == p->events)
+		return;
 	p->events = events;
 	if (events)
 		uv_poll_start(&p->handle, events, on_poll);
 	else
 		uv_poll_stop(&p->handle);
+}
+
+/* The end of a loop pass: what hiredis holds goes out now.  What the
+ * kernel does not take makes hiredis ask again (in_flush): the socket is
+ * then watched for writing. */
+static void flush_now(uv_prepare_t *h)
+{
+	struct bp_poll *p = h->data;
+
+	uv_prepare_stop(h);
+	if (!p->ac)
+		return;
+	p->in_flush = true;
+	redisAsyncHandleWrite(p->ac);
+	p->in_flush = false;
 }
 
 static void ev_add_read(void *d)
@@ -331,19 +373,30 @@ static void ev_add_write(void *d)
 {
 	struct bp_poll *p = d;
 
-	poll_set(p, p->events | UV_WRITABLE);
+	/* connecting (hiredis learns it connected from writability), the
+	 * kernel's buffer full, or writability already watched */
+	if (!(p->ac->c.flags & REDIS_CONNECTED) || p->in_flush ||
+	    (p->events & UV_WRITABLE)) {
+		poll_set(p, p->events | UV_WRITABLE);
+		return;
+	}
+	uv_prepare_start(&p->flush, flush_now);
 }
 
 static void ev_del_write(void *d)
 {
 	struct bp_poll *p = d;
 
+	uv_prepare_stop(&p->flush);
 	poll_set(p, p->events & ~UV_WRITABLE);
 }
 
 static void poll_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct bp_poll *p = h->data;
+
+	if (!--p->open)
+		free(p);
 }
 
 static void ev_cleanup(void *d)
@@ -352,6 +405,7 @@ static void ev_cleanup(void *d)
 
 	p->ac = NULL;
 	uv_close((uv_handle_t *)&p->handle, poll_closed);
+	uv_close((uv_handle_t *)&p->flush, poll_closed);
 }
 
 /* Puts ac on the loop.  0 or -1. */
@@ -365,8 +419,11 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop)
 		free(p);
 		return -1;
 	}
+	uv_prepare_init(loop, &p->flush);	/* cannot fail */
+	p->open = 2;
 	p->ac = ac;
 	p->handle.data = p;
+	p->flush.data = p;
 	ac->ev.data = p;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -405,8 +462,11 @@ static redisAsyncContext *open_one(struct sb_backplane *bp,
 		redisAsyncCommand(ac, setup, "AUTH", "AUTH %s", u->password);
 	snprintf(db, sizeof(db), "%ld", u->db);
 	redisAsyncCommand(ac, setup, "SELECT", "SELECT %s", db);
-	if (setup == on_cmd_setup)
+	if (setup == on_cmd_setup) {
+		bp->skip_replies = false;
+		redisAsyncCommand(ac, on_reply_probe, NULL, "CLIENT REPLY ON");
 		redisAsyncCommand(ac, setup, "INFO", "INFO server");
+	}
 	return ac;
 }
 
@@ -430,7 +490,8 @@ static void connect_both(struct sb_backplane *bp)
 static void close_handle(uv_handle_t *h, void *arg)
 {
 	(void)arg;
-	if (!uv_is_closing(h) && h->type != UV_POLL)
+	/* a context's handles are closed with it (ev_cleanup) */
+	if (!uv_is_closing(h) && h->type != UV_POLL && h->type != UV_PREPARE)
 		uv_close(h, NULL);
 }
 

@@ -4,7 +4,6 @@
  */
 #include "sb_bpmsg.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /* A decimal number at p[*i..n) ending at stop (which is consumed): no
@@ -61,6 +60,19 @@ int sb_bpmsg_parse(struct sb_bpmsg *m, const void *data, size_t n)
 		    field(p, n, &i, &m->nick) || i != n)
 			return -1;
 		return 0;
+	case SB_BPMSG_PACK:
+		m->kind = SB_BPMSG_PACK;
+		if (n == 1)
+			return -1;	/* a P holds at least one relay */
+		while (i < n) {
+			struct sb_bpfield f;
+
+			if (field(p, n, &i, &f))
+				return -1;
+		}
+		m->body.p = p + 1;
+		m->body.len = n - 1;
+		return 0;
 	case SB_BPMSG_TO:
 	case SB_BPMSG_ALL:
 		m->kind = (enum sb_bpmsg_kind)p[0];
@@ -75,23 +87,47 @@ int sb_bpmsg_parse(struct sb_bpmsg *m, const void *data, size_t n)
 	}
 }
 
-static void put_field(struct sb_buf *out, const void *p, size_t len)
+int sb_bpmsg_next(const struct sb_bpfield *pack, size_t *at,
+		  struct sb_bpfield *relay)
+{
+	if (*at >= pack->len)
+		return 0;
+	return field(pack->p, pack->len, at, relay) ? -1 : 1;
+}
+
+/* Appends v in decimal, then end. */
+static void put_num(struct sb_buf *out, uint64_t v, char end)
 {
 	char num[24];
+	size_t i = sizeof(num);
 
-	snprintf(num, sizeof(num), "%zu:", len);
-	sb_buf_adds(out, num);
+	num[--i] = end;
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	sb_buf_add(out, num + i, sizeof(num) - i);
+}
+
+static void put_field(struct sb_buf *out, const void *p, size_t len)
+{
+	put_num(out, len, ':');
 	sb_buf_add(out, p, len);
+}
+
+void sb_bpmsg_pack_add(struct sb_buf *out, const void *relay, size_t len)
+{
+	put_field(out, relay, len);
 }
 
 void sb_bpmsg_relay(struct sb_buf *out, enum sb_bpmsg_kind kind, uint64_t sent_us,
 		    const char *room, size_t room_len, const char *who,
 		    size_t who_len, const void *body, size_t body_len)
 {
-	char head[32];
+	char k = (char)kind;
 
-	snprintf(head, sizeof(head), "%c%llu ", (char)kind, (unsigned long long)sent_us);
-	sb_buf_adds(out, head);
+	sb_buf_add(out, &k, 1);
+	put_num(out, sent_us, ' ');
 	put_field(out, room, room_len);
 	put_field(out, who, who_len);
 	sb_buf_add(out, body, body_len);
@@ -102,10 +138,10 @@ void sb_bpmsg_event(struct sb_buf *out, enum sb_bpmsg_kind kind, uint64_t seq,
 		    const struct sb_bpfield *id, const struct sb_bpfield *sid,
 		    const struct sb_bpfield *nick)
 {
-	char head[32];
+	char k = (char)kind;
 
-	snprintf(head, sizeof(head), "%c%llu ", (char)kind, (unsigned long long)seq);
-	sb_buf_adds(out, head);
+	sb_buf_add(out, &k, 1);
+	put_num(out, seq, ' ');
 	put_field(out, epoch->p, epoch->len);
 	put_field(out, room->p, room->len);
 	put_field(out, id->p, id->len);

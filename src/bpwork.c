@@ -375,7 +375,7 @@ static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
 {
 	const char *room = q->data, *id = room + q->room_len;
 	const char *nick = id + q->id_len, *sid = nick + q->nick_len;
-	char max[16], chan[96];
+	char max[16];
 	int rc = REDIS_ERR;
 
 	switch (q->kind) {
@@ -393,12 +393,7 @@ static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
 				       bp->prefix, bp->node, room, (size_t)q->room_len,
 				       id, (size_t)q->id_len, sid, (size_t)q->sid_len);
 		break;
-	case R_PUBLISH:
-		snprintf(chan, sizeof(chan), "%s%.*s", bp->prefix, SB_NODE_LEN, q->node);
-		rc = redisAsyncCommand(bp->cmd, NULL, NULL, "PUBLISH %s %b", chan,
-				       q->msg->data, q->msg->len);
-		if (rc == REDIS_OK)
-			atomic_fetch_add(&bp->st->published, 1);
+	case R_PUBLISH:		/* gathered instead */
 		break;
 	}
 	if (rc != REDIS_OK)
@@ -420,9 +415,131 @@ static void set_aside(struct sb_backplane *bp, struct bp_req *q)
 	req_done(q, true);
 }
 
+/* ------------------------------------------------------------ batches */
+
+/* Appends v in decimal to p; the number of bytes. */
+static size_t put_dec(char *p, size_t v)
+{
+	char t[24];
+	size_t i = sizeof(t), n;
+
+	do {
+		t[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	n = sizeof(t) - i;
+	memcpy(p, t + i, n);
+	return n;
+}
+
+/* Sends b as one PUBLISH to its node's channel, and empties it.  The
+ * command is written in place: its head in the gap before the message,
+ * so that hiredis copies it once and parses nothing.  Where Redis takes
+ * it, CLIENT REPLY SKIP goes first: Redis then does not answer, and the
+ * pair goes to hiredis's output without a callback for an answer (so the
+ * backplane does not wake to read a reply per PUBLISH).  A batch that
+ * cannot be sent (out of memory, the connection failing) is dropped, as a
+ * single relay was: Redis is then going away, and its senders' peers with
+ * it. */
+static void send_batch(struct sb_backplane *bp, struct bp_batch *b)
+{
+	static const char skip[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
+	static const char pub[] = "*3\r\n$7\r\nPUBLISH\r\n$";
+	size_t prefix_len = strlen(bp->prefix), len, at, h = 0;
+	char head[BATCH_GAP], *msg;
+	int rc;
+
+	if (!b->n)
+		return;
+	at = b->n == 1 ? b->first : BATCH_GAP;	/* one relay goes as it is */
+	len = b->buf.len - at;
+	sb_buf_add(&b->buf, "\r\n", 2);
+	if (bp->state != BP_UP || !bp->cmd) {
+		b->n = 0;	/* it failed during the pass: dropped */
+		return;
+	}
+	if (sb_buf_failed(&b->buf)) {
+		sb_log(SB_LOG_ERROR, 0, "out of memory: %u relays to another "
+		       "node were dropped", b->n);
+		b->n = 0;
+		return;
+	}
+	if (bp->skip_replies) {
+		memcpy(head, skip, sizeof(skip) - 1);
+		h = sizeof(skip) - 1;
+	}
+	memcpy(head + h, pub, sizeof(pub) - 1);
+	h += sizeof(pub) - 1;
+	h += put_dec(head + h, prefix_len + SB_NODE_LEN);
+	memcpy(head + h, "\r\n", 2);
+	memcpy(head + h + 2, bp->prefix, prefix_len);
+	h += 2 + prefix_len;
+	memcpy(head + h, b->node, SB_NODE_LEN);
+	h += SB_NODE_LEN;
+	memcpy(head + h, "\r\n$", 3);
+	h += 3;
+	h += put_dec(head + h, len);
+	memcpy(head + h, "\r\n", 2);
+	h += 2;
+	msg = b->buf.p + at;
+	memcpy(msg - h, head, h);	/* h < BATCH_GAP <= at */
+	if (bp->skip_replies) {
+		/* hiredis's own context: the async layer expects no reply */
+		rc = redisAppendFormattedCommand(&bp->cmd->c, msg - h, h + len + 2);
+		if (rc == REDIS_OK)
+			bp->cmd->ev.addWrite(bp->cmd->ev.data);
+	} else {
+		rc = redisAsyncFormattedCommand(bp->cmd, NULL, NULL, msg - h,
+						h + len + 2);
+	}
+	if (rc == REDIS_OK)
+		atomic_fetch_add_explicit(&bp->st->published, b->n,
+					  memory_order_relaxed);
+	b->n = 0;
+}
+
+static void send_batches(struct sb_backplane *bp)
+{
+	for (unsigned i = 0; i < bp->nbatch; i++)
+		send_batch(bp, &bp->batch[i]);
+	bp->nbatch = 0;
+}
+
+/* Adds the relay of q to the batch of its node: relays for one node in
+ * one pass go as one PUBLISH (and one message from Redis to that node).
+ * Relays for different nodes may overtake each other, but nothing else
+ * does: a join or a leave sends the batches before it (send_batches). */
+static void gather(struct sb_backplane *bp, struct bp_req *q)
+{
+	static const char gap[BATCH_GAP];
+	struct bp_batch *b = NULL;
+
+	for (unsigned i = 0; i < bp->nbatch && !b; i++)
+		if (!memcmp(bp->batch[i].node, q->node, SB_NODE_LEN))
+			b = &bp->batch[i];
+	if (!b) {
+		if (bp->nbatch == BATCH_NODES)
+			send_batches(bp);
+		b = &bp->batch[bp->nbatch++];
+		memcpy(b->node, q->node, SB_NODE_LEN);
+		b->n = 0;
+	}
+	if (!b->n) {
+		sb_buf_reset(&b->buf);
+		sb_buf_add(&b->buf, gap, sizeof(gap));
+		sb_buf_add(&b->buf, "P", 1);
+	}
+	sb_bpmsg_pack_add(&b->buf, q->msg->data, q->msg->len);
+	if (!b->n++)
+		b->first = b->buf.len - q->msg->len;
+	if (b->buf.len - BATCH_GAP >= BATCH_BYTES)
+		send_batch(bp, b);
+	req_done(q, false);
+}
+
 /* Everything the workers queued, in order: the one connection to Redis
- * keeps that order, and hiredis writes the lot when the socket is ready
- * (a batch costs one write). */
+ * keeps that order, and hiredis writes the lot when the loop pass ends
+ * (a pass costs one write: src/backplane.c, "events"). */
 void bp_serve_queue(struct sb_backplane *bp)
 {
 	struct bp_req *q;
@@ -436,6 +553,12 @@ void bp_serve_queue(struct sb_backplane *bp)
 		struct bp_req *next = q->next;
 
 		q->next = NULL;
+		if (q->kind == R_PUBLISH && bp->state == BP_UP) {
+			gather(bp, q);
+			q = next;
+			continue;
+		}
+		send_batches(bp);
 		if (q->kind == R_LEAVE)
 			forget(bp, q->data + q->room_len + q->id_len + q->nick_len,
 			       q->sid_len);
@@ -443,6 +566,7 @@ void bp_serve_queue(struct sb_backplane *bp)
 			set_aside(bp, q);
 		q = next;
 	}
+	send_batches(bp);
 }
 
 /* After Redis came back: the leaves it missed go first. */
@@ -505,44 +629,75 @@ static struct bp_req *req_new(enum req_kind kind, const char *room, size_t room_
 	return q;
 }
 
+/* A relay (M or B) to this node's members; now_us and mono_ns are the
+ * wall clock's and the monotonic clock's now. */
+static void deliver(struct sb_backplane *bp, const struct sb_bpmsg *ev,
+		    uint64_t now_us, uint64_t mono_ns)
+{
+	struct sb_msg *m = sb_msg_from(ev->body.p, ev->body.len);
+	uint64_t hop_ns = 0;
+
+	if (!m)
+		return;
+	if (now_us > ev->sent_us)
+		hop_ns = (now_us - ev->sent_us) * 1000u;
+	sb_bp_status_hop(bp->st, (unsigned long)hop_ns);
+	/* the relay latency here counts from the receipt there: the other
+	 * node's time, brought to this clock (a clock that is ahead counts
+	 * as no time) */
+	if (hop_ns < 60000000000ull)
+		m->t_rx = mono_ns - hop_ns;
+	sb_registry_deliver(bp->reg, ev, m);
+	sb_msg_unref(m);
+}
+
+static void not_ours(size_t n)
+{
+	sb_log_client(SB_LOG_WARN, 0, "a message on this node's channel that is "
+		      "not one of ours (%zu bytes) was dropped", n);
+}
+
 /* What arrives on this node's channel: events to the replica, relays to
- * this node's members. */
-void bp_dispatch(struct sb_backplane *bp, const char *p, size_t n)
+ * this node's members (a P's in the order written).  The number of
+ * events and relays it held. */
+unsigned long bp_dispatch(struct sb_backplane *bp, const char *p, size_t n)
 {
 	struct sb_bpmsg ev;
-	struct sb_msg *m;
+	struct timespec wall, mono;
+	uint64_t now_us, mono_ns;
+	unsigned long count = 0;
 
 	if (sb_bpmsg_parse(&ev, p, n)) {
-		sb_log_client(SB_LOG_WARN, 0, "a message on this node's channel "
-			      "that is not one of ours (%zu bytes) was dropped", n);
-		return;
+		not_ours(n);
+		return 0;
 	}
 	if (ev.kind == SB_BPMSG_JOIN || ev.kind == SB_BPMSG_LEAVE) {
 		sb_registry_remote_event(bp->reg, &ev);
-		return;
+		return 1;
 	}
-	m = sb_msg_from(ev.body.p, ev.body.len);
-	if (!m)
-		return;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	now_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
+	mono_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+	if (ev.kind != SB_BPMSG_PACK) {
+		deliver(bp, &ev, now_us, mono_ns);
+		return 1;
+	}
 	{
-		struct timespec wall, mono;
-		uint64_t now_us, hop_ns = 0;
+		struct sb_bpfield pack = ev.body, one;
+		size_t at = 0;
 
-		clock_gettime(CLOCK_REALTIME, &wall);
-		clock_gettime(CLOCK_MONOTONIC, &mono);
-		now_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
-		if (now_us > ev.sent_us)
-			hop_ns = (now_us - ev.sent_us) * 1000u;
-		sb_bp_status_hop(bp->st, (unsigned long)hop_ns);
-		/* the relay latency here counts from the receipt there: the
-		 * other node's time, brought to this clock (a clock that is
-		 * ahead counts as no time) */
-		if (hop_ns < 60000000000ull)
-			m->t_rx = (uint64_t)mono.tv_sec * 1000000000u +
-				  (uint64_t)mono.tv_nsec - hop_ns;
+		while (sb_bpmsg_next(&pack, &at, &one) == 1) {
+			if (sb_bpmsg_parse(&ev, one.p, one.len) ||
+			    (ev.kind != SB_BPMSG_TO && ev.kind != SB_BPMSG_ALL)) {
+				not_ours(one.len);
+				continue;
+			}
+			deliver(bp, &ev, now_us, mono_ns);
+			count++;
+		}
 	}
-	sb_registry_deliver(bp->reg, &ev, m);
-	sb_msg_unref(m);
+	return count;
 }
 
 /* ------------------------------------------------------------ the ops */
@@ -564,6 +719,8 @@ void bp_work_init(struct sb_backplane *bp)
 	bp->ops = (struct sb_cluster_ops){ bp, op_up, op_sid, op_join, op_leave,
 					   op_publish };
 	atomic_init(&bp->sids, 0);
+	for (unsigned i = 0; i < BATCH_NODES; i++)
+		sb_buf_init(&bp->batch[i].buf, (size_t)1 << 31);
 }
 
 void bp_work_release(struct sb_backplane *bp)
@@ -592,6 +749,8 @@ void bp_work_release(struct sb_backplane *bp)
 	sb_map_release(&bp->members);
 	synced_clear(bp);
 	sb_map_release(&bp->synced);
+	for (unsigned i = 0; i < BATCH_NODES; i++)
+		sb_buf_release(&bp->batch[i].buf);
 }
 
 static bool op_up(void *arg)

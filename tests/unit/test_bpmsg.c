@@ -3,7 +3,8 @@
  * back, fields holding any bytes (':' digits and NULs included), the body
  * of a relay kept byte for byte, and every malformed form refused: a
  * truncation at every byte, lengths too long or with leading zeros,
- * trailing bytes after an event, an unknown letter.
+ * trailing bytes after an event, an unknown letter; a pack of relays
+ * written and walked in order, and one that is not all fields refused.
  */
 #include "check.h"
 
@@ -80,6 +81,54 @@ static void test_relay_round_trip(void)
 	sb_buf_release(&b);
 }
 
+static void test_pack(void)
+{
+	static const char *bodies[] = { "{\"a\":1}", "", "12:34" };
+	struct sb_buf one, pack;
+	struct sb_bpmsg m;
+	struct sb_bpfield rest, r;
+	size_t at = 0;
+
+	sb_buf_init(&one, 1 << 20);
+	sb_buf_init(&pack, 1 << 20);
+	sb_buf_add(&pack, "P", 1);
+	for (int i = 0; i < 3; i++) {
+		sb_buf_reset(&one);
+		sb_bpmsg_relay(&one, i == 1 ? SB_BPMSG_ALL : SB_BPMSG_TO,
+			       (uint64_t)i, "room", 4, "bob", 3, bodies[i],
+			       strlen(bodies[i]));
+		sb_bpmsg_pack_add(&pack, one.p, one.len);
+	}
+	CHECK(!sb_buf_failed(&pack));
+	CHECK_EQ_SIZE(pack.len, 64);
+	CHECK(!memcmp(pack.p, "P21:M0 4:room3:bob{\"a\":1}14:B1 4:room3:bob19:M2 ", 46));
+	CHECK_EQ_INT(sb_bpmsg_parse(&m, pack.p, pack.len), 0);
+	CHECK_EQ_INT(m.kind, SB_BPMSG_PACK);
+	rest = m.body;
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ_INT(sb_bpmsg_next(&rest, &at, &r), 1);
+		CHECK_EQ_INT(sb_bpmsg_parse(&m, r.p, r.len), 0);
+		CHECK(m.sent_us == (uint64_t)i);
+		CHECK_EQ_INT(m.kind, i == 1 ? SB_BPMSG_ALL : SB_BPMSG_TO);
+		check_field(m.body, bodies[i], strlen(bodies[i]));
+	}
+	CHECK_EQ_INT(sb_bpmsg_next(&rest, &at, &r), 0);
+	CHECK_EQ_INT(sb_bpmsg_next(&rest, &at, &r), 0);
+	/* a pack that is not all fields, and a walk over one */
+	for (size_t n = 2; n < pack.len; n++) {
+		int rc = sb_bpmsg_parse(&m, pack.p, n);
+
+		CHECK_EQ_INT(rc, n == 25 || n == 42 ? 0 : -1);	/* ends of relays */
+	}
+	rest = (struct sb_bpfield){ "3:abc9:x", 8 };
+	at = 0;
+	CHECK_EQ_INT(sb_bpmsg_next(&rest, &at, &r), 1);
+	check_field(r, "abc", 3);
+	CHECK_EQ_INT(sb_bpmsg_next(&rest, &at, &r), -1);
+	sb_buf_release(&one);
+	sb_buf_release(&pack);
+}
+
 static void refused(const char *s)
 {
 	struct sb_bpmsg m;
@@ -115,6 +164,11 @@ static void test_refused(void)
 	refused("M1:r2:ab{}");			/* no time */
 	refused("M01 1:r2:ab{}");
 	refused("M18014398509481985 1:r2:ab{}");	/* past 2^54 */
+	refused("P");				/* no relay */
+	refused("P3:ab");
+	refused("P2:ab1");
+	refused("P02:ab");
+	refused("Pab");
 	CHECK_EQ_INT(sb_bpmsg_parse(&m, "J9007199254740992 1:e1:r1:a3:n:12:bo", 36), 0);
 	/* every proper prefix of an event is refused */
 	for (size_t n = 0; n < sizeof(good) - 1; n++)
@@ -133,7 +187,7 @@ static void test_random(void)
 {
 	struct check_rng rng;
 	unsigned char buf[64];
-	static const char alphabet[] = "JLMB0123456789: \0x";
+	static const char alphabet[] = "JLMBP0123456789: \0x";
 
 	check_rng_init(&rng, check_seed(7));
 	for (int round = 0; round < 200000; round++) {
@@ -158,6 +212,7 @@ int main(void)
 {
 	RUN_TEST(test_event_round_trip);
 	RUN_TEST(test_relay_round_trip);
+	RUN_TEST(test_pack);
 	RUN_TEST(test_refused);
 	RUN_TEST(test_random);
 	return check_summary();
