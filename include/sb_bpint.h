@@ -9,6 +9,7 @@
 #define SB_BPINT_H
 
 #include "sb_backplane.h"
+#include "sb_bell.h"
 #include "sb_buf.h"
 #include "sb_cluster.h"
 #include "sb_map.h"
@@ -85,7 +86,7 @@ struct sb_backplane {
 	pthread_t thread;
 	bool thread_made;
 	uv_loop_t loop;
-	uv_async_t wake;		/* stop */
+	struct sb_bell wake;		/* the queue's doorbell; stop */
 	uv_timer_t tick;
 	atomic_bool stopping;
 

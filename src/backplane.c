@@ -487,18 +487,21 @@ static void connect_both(struct sb_backplane *bp)
 
 /* ------------------------------------------------------------ leaving */
 
+/* For uv_walk (arg: the backplane): a context's handles are closed with
+ * it (ev_cleanup), the doorbell's and the tick here. */
 static void close_handle(uv_handle_t *h, void *arg)
 {
-	(void)arg;
-	/* a context's handles are closed with it (ev_cleanup) */
-	if (!uv_is_closing(h) && h->type != UV_POLL && h->type != UV_PREPARE)
+	struct sb_backplane *bp = arg;
+
+	if (!uv_is_closing(h) && ((h->type != UV_POLL && h->type != UV_PREPARE) ||
+				  h == sb_bell_handle(&bp->wake)))
 		uv_close(h, NULL);
 }
 
 static void finish(struct sb_backplane *bp)
 {
 	drop_contexts(bp);
-	uv_walk(&bp->loop, close_handle, NULL);
+	uv_walk(&bp->loop, close_handle, bp);
 }
 
 static void on_left(redisAsyncContext *ac, void *reply, void *priv)
@@ -511,9 +514,9 @@ static void on_left(redisAsyncContext *ac, void *reply, void *priv)
 		finish(bp);
 }
 
-static void on_wake(uv_async_t *h)
+static void on_wake(struct sb_bell *b)
 {
-	struct sb_backplane *bp = h->data;
+	struct sb_backplane *bp = b->poll.data;
 
 	if (!atomic_load(&bp->stopping)) {
 		bp_serve_queue(bp);
@@ -616,13 +619,14 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 	sb_registry_set_node(reg, bp->node);
 	rc = uv_loop_init(&bp->loop);
 	if (!rc) {
-		rc = uv_async_init(&bp->loop, &bp->wake, on_wake);
+		rc = sb_bell_init(&bp->loop, &bp->wake, on_wake);
 		if (!rc)
 			rc = uv_timer_init(&bp->loop, &bp->tick);
 		if (rc) {
-			uv_walk(&bp->loop, close_handle, NULL);
+			uv_walk(&bp->loop, close_handle, bp);
 			uv_run(&bp->loop, UV_RUN_DEFAULT);
 			uv_loop_close(&bp->loop);
+			sb_bell_release(&bp->wake);
 		}
 	}
 	if (rc) {
@@ -631,15 +635,16 @@ struct sb_backplane *sb_backplane_start(const struct sb_config *cfg,
 		free(bp);
 		return NULL;
 	}
-	bp->wake.data = bp;
+	bp->wake.poll.data = bp;
 	bp->tick.data = bp;
 	uv_timer_start(&bp->tick, on_tick, TICK_MS, TICK_MS);
 	rc = pthread_create(&bp->thread, NULL, run, bp);
 	if (rc) {
 		sb_log(SB_LOG_ERROR, rc, "cannot start the backplane's thread");
-		uv_walk(&bp->loop, close_handle, NULL);
+		uv_walk(&bp->loop, close_handle, bp);
 		uv_run(&bp->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&bp->loop);
+		sb_bell_release(&bp->wake);
 		free(bp);
 		return NULL;
 	}
@@ -652,9 +657,10 @@ void sb_backplane_stop(struct sb_backplane *bp)
 	if (!bp)
 		return;
 	atomic_store(&bp->stopping, true);
-	uv_async_send(&bp->wake);
+	sb_bell_ring(&bp->wake);
 	pthread_join(bp->thread, NULL);
 	uv_loop_close(&bp->loop);
+	sb_bell_release(&bp->wake);
 	bp_work_release(bp);
 	pthread_mutex_destroy(&bp->qlock);
 	free(bp);

@@ -603,7 +603,7 @@ static void post(struct sb_backplane *bp, struct bp_req *q)
 	bp->qtail = &q->next;
 	pthread_mutex_unlock(&bp->qlock);
 	if (was_empty)
-		uv_async_send(&bp->wake);
+		sb_bell_ring(&bp->wake);
 }
 
 static struct bp_req *req_new(enum req_kind kind, const char *room, size_t room_len,

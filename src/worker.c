@@ -7,16 +7,17 @@
  *
  * Ownership.  struct sb_tp, the lws context and every wsi belong to the
  * worker's thread.  Other threads reach a worker only through its inbox
- * ({lock}) and wake it with uv_async_send() on the inbox's
+ * ({lock}) and wake it with its doorbell (sb_bell.h) on the inbox's
  * empty-to-non-empty transition, after unlocking.  lws is only called on
  * the worker's own thread, from lws callbacks or from the worker's own
- * libuv callbacks (async, check, timer).
+ * libuv callbacks (doorbell, check, timer).
  *
  * Lock order: the registry lock, then a connection's lock, then the inbox
  * lock (the scheduler runs under the first two); the inbox lock is a leaf.
  */
 #include "sb_worker.h"
 
+#include "sb_bell.h"
 #include "sb_codec.h"
 #include "sb_inbox.h"
 #include "sb_log.h"
@@ -35,7 +36,7 @@ struct sb_worker {
 	bool started;			/* main only */
 
 	uv_loop_t loop;
-	uv_async_t async;		/* the inbox doorbell */
+	struct sb_bell bell;		/* the inbox's doorbell */
 	uv_check_t check;		/* after each poll: own lists */
 	uv_idle_t idle;			/* keeps poll from blocking meanwhile */
 	uv_timer_t tick;		/* heartbeat, drain deadline */
@@ -72,7 +73,7 @@ static void wake(void *arg)
 {
 	struct sb_worker *w = arg;
 
-	uv_async_send(&w->async);
+	sb_bell_ring(&w->bell);
 }
 
 /* A connection came off a scheduled list, outside any lws callback: write
@@ -138,7 +139,7 @@ static void begin_drain(struct sb_worker *w)
 
 static void close_handles(struct sb_worker *w)
 {
-	uv_handle_t *hs[] = { (uv_handle_t *)&w->async, (uv_handle_t *)&w->check,
+	uv_handle_t *hs[] = { sb_bell_handle(&w->bell), (uv_handle_t *)&w->check,
 			      (uv_handle_t *)&w->idle, (uv_handle_t *)&w->tick };
 
 	for (unsigned i = 0; i < w->handles; i++)
@@ -148,9 +149,9 @@ static void close_handles(struct sb_worker *w)
 
 static void on_tick(uv_timer_t *t);
 
-static void on_async(uv_async_t *a)
+static void on_bell(struct sb_bell *bell)
 {
-	struct sb_worker *w = a->data;
+	struct sb_worker *w = bell->poll.data;
 	struct sb_inbox_batch b;
 
 	sb_inbox_take(&w->inbox, &b);
@@ -234,7 +235,7 @@ static void *run(void *arg)
 	sb_inbox_bind(&w->inbox);
 	sb_log_set_thread_name(w->name);
 	sb_log(SB_LOG_INFO, 0, "worker started");
-	/* returns once lws is gone and on_async() closed our handles */
+	/* returns once lws is gone and on_bell() closed our handles */
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	sb_log(SB_LOG_INFO, 0, "worker stopped");
 	return NULL;
@@ -248,7 +249,7 @@ static int init_loop(struct sb_worker *w)
 	if (rc)
 		return rc;
 	w->tp.loop = &w->loop;
-	if ((rc = uv_async_init(&w->loop, &w->async, on_async)))
+	if ((rc = sb_bell_init(&w->loop, &w->bell, on_bell)))
 		return rc;
 	w->handles++;
 	if ((rc = uv_check_init(&w->loop, &w->check)))
@@ -260,7 +261,7 @@ static int init_loop(struct sb_worker *w)
 	if ((rc = uv_timer_init(&w->loop, &w->tick)))
 		return rc;
 	w->handles++;
-	w->async.data = w->check.data = w->idle.data = w->tick.data = w;
+	w->bell.poll.data = w->check.data = w->idle.data = w->tick.data = w;
 	return uv_check_start(&w->check, on_check);
 }
 
@@ -274,6 +275,7 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 
 	if (!w)
 		return NULL;
+	w->bell.fd = -1;
 	w->setup = *setup;
 	snprintf(w->name, sizeof(w->name), "worker-%d", index);
 	tp = &w->tp;
@@ -386,6 +388,7 @@ void sb_worker_free(struct sb_worker *w)
 			sb_log(SB_LOG_WARN, 0, "%s: loop closed with handles open",
 			       w->name);
 	}
+	sb_bell_release(&w->bell);
 	if (w->inbox_made)
 		sb_inbox_release(&w->inbox);
 	sb_tp_lists_free(tp);
