@@ -256,6 +256,24 @@ async function runOnce(config, sc, r) {
   return res.json;
 }
 
+// A latency run during which the whole machine stalled (the load
+// generator's idle main thread woke more than STALL_MS late: the host took
+// the CPUs away) measures the host, not the servers: it is run again, at
+// most RETRIES times, and counted.  CPU figures are not affected by a
+// stall and are never run again.
+const STALL_MS = 50;
+const RETRIES = 3;
+const stalled = { single: 0, cluster: 0 };
+
+async function runCounted(config, sc, r) {
+  for (let k = 0; ; k++) {
+    const j = await runOnce(config, sc, r);
+    if (!j || sc.metric !== 'p99' || !(j.machine_stall_ms > STALL_MS) || k === RETRIES) return j;
+    stalled[config]++;
+    console.error(`  ${config} ${sc.name} run ${r + 1}: the machine stalled for ${j.machine_stall_ms} ms: run again`);
+  }
+}
+
 function summarize(jsons, sc) {
   const ok = jsons.filter(Boolean);
   const sh = ok.map((j) => shares(j, sc)).filter(Boolean);
@@ -278,7 +296,7 @@ for (const sc of SCENARIOS) {
   console.error(sc.title);
   const jsons = { single: [], cluster: [] };
   for (let r = 0; r < RUNS; r++)
-    for (const config of ['single', 'cluster']) jsons[config].push(await runOnce(config, sc, r));
+    for (const config of ['single', 'cluster']) jsons[config].push(await runCounted(config, sc, r));
   rows.push({ sc, single: summarize(jsons.single, sc), cluster: summarize(jsons.cluster, sc) });
 }
 
@@ -295,6 +313,8 @@ for (const { sc, single, cluster } of rows) {
   lines.push(`| ${sc.title}${sat} | ${sc.unit} | ${fmt(single.value)} | ${fmt(cluster.value)} | ${fmt(cluster.nodes)} | ${fmt(cluster.redis)} | ${fmt(ratio, 2)} | ` +
     `${fmt(single.rate, 0)} | ${fmt(cluster.rate, 0)} | ${fmt(single.p99)} | ${fmt(cluster.p99)} |`);
 }
+lines.push('');
+lines.push(`Latency runs run again after a stall of the whole machine (over ${STALL_MS} ms): one node ${stalled.single}, the cluster ${stalled.cluster}.`);
 lines.push('');
 lines.push('| target | figure | met |');
 lines.push('| --- | --- | --- |');

@@ -2612,10 +2612,19 @@ static void lg_on_alarm(int sig)
 }
 
 /* Sleeps until `when`; false if the run was stopped or failed meanwhile. */
-static bool lg_sleep_until(uint64_t when)
+/*
+ * Sleeps until when (or a stop).  With late not NULL the sleeps are of at
+ * most 2 ms and *late keeps the largest lateness of a wake-up: a thread
+ * that does nothing else wakes late by tens of milliseconds only when the
+ * whole machine stalled (the host took its CPUs away), which spoils any
+ * latency measured meanwhile (machine_stall_ms in the output).
+ */
+static bool lg_sleep_until(uint64_t when, uint64_t *late)
 {
+	uint64_t cap = late ? 2 * LG_MS : 20 * LG_MS;
+
 	for (;;) {
-		uint64_t now = lg_now(), d;
+		uint64_t now = lg_now(), d, woke;
 		struct timespec ts;
 
 		if (now >= when)
@@ -2623,11 +2632,14 @@ static bool lg_sleep_until(uint64_t when)
 		if (atomic_load(&run.stop) || atomic_load(&run.failed))
 			return false;
 		d = when - now;
-		if (d > 20 * LG_MS)
-			d = 20 * LG_MS;
+		if (d > cap)
+			d = cap;
 		ts.tv_sec = (time_t)(d / LG_NS);
 		ts.tv_nsec = (long)(d % LG_NS);
 		nanosleep(&ts, NULL);
+		woke = lg_now();
+		if (late && woke - now > d && woke - now - d > *late)
+			*late = woke - now - d;
 	}
 }
 
@@ -2663,6 +2675,8 @@ struct lg_result {
 	struct lg_thread *th;
 	unsigned started;		/* threads running (all of opt.threads, normally) */
 	bool setup_ok, interrupted, ok;
+	uint64_t stall_ns;		/* the main thread's latest wake-up in
+					 * the measured interval (lg_sleep_until) */
 	const char *fail_reason;
 	struct lg_proc srv_pre;		/* before the first connection */
 	struct lg_proc srv_a, srv_b;	/* the measured interval */
@@ -2747,9 +2761,9 @@ static void lg_drive(struct lg_result *r)
 		run.meas_start = go + (uint64_t)(opt.warmup * (double)LG_NS);
 		run.meas_end = run.meas_start + (uint64_t)(opt.duration * (double)LG_NS);
 		atomic_store_explicit(&run.go, go, memory_order_release);
-		if (lg_sleep_until(run.meas_start)) {
+		if (lg_sleep_until(run.meas_start, NULL)) {
 			lg_sample(r, false);
-			if (!lg_sleep_until(run.meas_end))
+			if (!lg_sleep_until(run.meas_end, &r->stall_ns))
 				r->fail_reason = atomic_load(&run.stop) ? "interrupted" : "run failed";
 		} else {
 			r->fail_reason = atomic_load(&run.stop) ? "interrupted" : "run failed";
@@ -2881,6 +2895,8 @@ static void lg_report_json(const struct lg_result *r, struct lg_buf *out)
 	else
 		lg_bprintf(out, ",\"send_lag_us\":null");
 	lg_bnum(out, "max_delivery_gap_ms", is_msg, (double)tot->max_gap_ns / 1e6, 1);
+	lg_bnum(out, "machine_stall_ms", opt.scenario != LG_CONNECT,
+		(double)r->stall_ns / 1e6, 1);
 	lg_bprintf(out, ",\"loadgen_cpu_s\":%.3f,\"loadgen_cpu_util\":%.3f,"
 		   "\"loadgen_saturated\":%s", r->cpu_b - r->cpu_a, util,
 		   util > 0.9 ? "true" : "false");

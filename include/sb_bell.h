@@ -1,7 +1,7 @@
 /*
  * A doorbell for a libuv loop: any thread rings, the loop's thread
- * answers.  Used where uv_async_t was (a worker's inbox, the backplane's
- * queue).
+ * answers: a worker's inbox and the backplane's queue wake their loops
+ * with one.
  *
  * Why not uv_async_t: its sender takes two steps around the write that
  * wakes the loop, and the loop's side spins (then yields the CPU) while a

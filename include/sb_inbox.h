@@ -5,7 +5,7 @@
  *
  * One post() serves everything another thread sends: a socket to adopt, a
  * connection with output, drain, stop.  The owner is woken (wake, e.g.
- * uv_async_send) only when the inbox goes from empty to non-empty, after
+ * a doorbell, sb_bell.h) only when the inbox goes from empty to non-empty, after
  * the lock is released; it takes the whole inbox at once.  A connection
  * scheduled by its owner's own thread skips the lock: it goes on the
  * owner's own list, and kick (e.g. starting an idle handle) makes the

@@ -2,7 +2,7 @@
  * A worker thread: one libuv loop and one libwebsockets context, which owns
  * every connection it adopted.  Other threads talk to it only through its
  * inbox (sockets to adopt, connections with output, stop requests), guarded
- * by its lock, and wake it with uv_async_send() when the inbox goes from
+ * by its lock, and wake it with its doorbell (sb_bell.h) when the inbox goes from
  * empty to non-empty, after releasing the lock.
  */
 #ifndef SB_WORKER_H

@@ -46,16 +46,5 @@ for i = 1, #all, 2 do
   reply[#reply + 1] = s
   reply[#reply + 1] = k
 end
-local to = nodes_in(rkey, node)
-
-redis.call('HSET', rkey, id, field(sid) .. nick)
-redis.call('SADD', 'sb:m:' .. node, field(room) .. id)
--- A node that hosts members is in sb:nodes, so that it can be reaped even
--- if it dies before its first beat (beat.lua refreshes the score).
-local t = redis.call('TIME')
-redis.call('ZADD', 'sb:nodes', 'NX',
-  string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)), node)
-
-local msg = event('J', seq, e, room, id, sid, nick)
-for _, n in ipairs(to) do redis.call('PUBLISH', P .. n, msg) end
+add_member(P, room, id, sid, nick, node, seq, e)
 return reply

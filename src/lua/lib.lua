@@ -47,6 +47,23 @@ local function event(kind, seq, e, r, i, s, k)
     field(e) .. field(r) .. field(i) .. field(s) .. field(k)
 end
 
+-- Adds member id (session sid, nick) of node to its room as change number
+-- seq of dataset e: in the room's hash and the node's set, the node in
+-- sb:nodes (a node that hosts members can then be reaped even if it dies
+-- before its first beat; beat.lua refreshes the score), and a J event to
+-- each other node with a member there.
+local function add_member(P, room, id, sid, nick, node, seq, e)
+  local rkey = 'sb:r:' .. room
+  local to = nodes_in(rkey, node)
+  redis.call('HSET', rkey, id, field(sid) .. nick)
+  redis.call('SADD', 'sb:m:' .. node, field(room) .. id)
+  local t = redis.call('TIME')
+  redis.call('ZADD', 'sb:nodes', 'NX',
+    string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)), node)
+  local msg = event('J', seq, e, room, id, sid, nick)
+  for _, n in ipairs(to) do redis.call('PUBLISH', P .. n, msg) end
+end
+
 -- Removes member id (session sid, nick) from its room and tells, with an
 -- L event, each node that still has a member there but `skip` (as nodes_in
 -- takes it).  The node's set (sb:m:<node>) is the caller's to update.

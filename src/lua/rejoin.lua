@@ -34,14 +34,5 @@ end
 
 local e = epoch()
 local seq = redis.call('INCR', 'sb:seq')
-local to = nodes_in(rkey, node)
-redis.call('HSET', rkey, id, field(sid) .. nick)
-redis.call('SADD', 'sb:m:' .. node, field(room) .. id)
--- As in join.lua: a node that hosts members is in sb:nodes.
-local t = redis.call('TIME')
-redis.call('ZADD', 'sb:nodes', 'NX',
-  string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)), node)
-
-local msg = event('J', seq, e, room, id, sid, nick)
-for _, n in ipairs(to) do redis.call('PUBLISH', P .. n, msg) end
+add_member(P, room, id, sid, nick, node, seq, e)
 return {'added'}

@@ -6,7 +6,8 @@
 // Redis password.  Rooms span nodes: rosters, join and leave events,
 // targeted and broadcast relays, id_taken and room_full for the whole
 // cluster (a join race has one winner), the order and exactly-once
-// guarantees between peers on different nodes, the departures of a node
+// guarantees between peers on different nodes, relays in packs (with and
+// without CLIENT REPLY SKIP), the departures of a node
 // that drains or dies, and unavailable while Redis is away.
 
 import assert from 'node:assert/strict';
@@ -250,6 +251,55 @@ describe('rooms across nodes', () => {
       assert.deepEqual(await a.next(), { type: 'leave', payload: { id: `b${round}`, nick: '' } });
     }
     await a.expectSilence(T(200));
+  });
+});
+
+// Redis's count of calls of each command since CONFIG RESETSTAT.
+async function calls(redis) {
+  const info = await redis.command(0, 'INFO', 'commandstats');
+  const out = {};
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+describe('relays between nodes in packs', () => {
+  test('relays to one node in one pass go as one PUBLISH, without a reply; a Redis user without CLIENT gets one reply each', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const redis = await startRedis({ t });
+    assert.equal(await redis.command(0, 'ACL', 'SETUSER', 'noclient', 'on', '>pw', '~*', '&*', '+@all', '-client'), 'OK');
+    const N = 1000;
+    for (const [k, user] of [[0, ''], [1, 'noclient:pw@']]) {
+      const url = redis.url().replace('redis://', `redis://${user}`);
+      const args = ['--redis', url, '--node-timeout', '2'];
+      const [n1, n2] = [await startServer(args, { t }), await startServer(args, { t })];
+      for (const node of [n1, n2]) {
+        await waitFor(async () => (await health(node)) === '200 ok', T(10000), 'a node up');
+      }
+      const a = await joined(n1.url, `a${k}`, { t, room: `p${k}` });
+      const b = await joined(n2.url, `b${k}`, { t, room: `p${k}` });
+      await a.next(isJoinOf(`b${k}`));
+      const before = await getMetrics(n2);
+      assert.equal(await redis.command(0, 'CONFIG', 'RESETSTAT'), 'OK');
+      for (let i = 0; i < N; i++) b.send({ type: 'icecandidate', receiverId: `a${k}`, payload: { i } });
+      for (let i = 0; i < N; i++) assert.equal((await a.next()).payload.i, i);
+      const c = await calls(redis);
+      // the client's pipelined messages reach the backplane in bursts: far
+      // fewer PUBLISHes than relays (each pass sends one per node)
+      assert.ok(c.publish >= 1 && c.publish <= N / 2, `${c.publish} PUBLISHes for ${N} relays`);
+      if (k === 0) assert.equal(c['client|reply'], c.publish, 'each PUBLISH without a reply');
+      else assert.equal(c['client|reply'] ?? 0, 0, 'no CLIENT REPLY for a user without it');
+      const after = await getMetrics(n2);
+      assert.equal(after.get('switchboard_backplane_published_total') -
+        before.get('switchboard_backplane_published_total'), N, 'relays counted one by one');
+      // and the connection to Redis keeps its answers in step: a join
+      // after all that is answered
+      const d = await joined(n2.url, `d${k}`, { t, room: `p${k}` });
+      assert.deepEqual(d.joined.peers.map((p) => p.id).sort(), [`a${k}`, `b${k}`]);
+      await a.next(isJoinOf(`d${k}`));
+      for (const x of [a, b, d]) x.close();
+      await n1.stop();
+      await n2.stop();
+    }
   });
 });
 
