@@ -146,12 +146,14 @@ int sb_registry_deliver(struct sb_registry *r, const struct sb_bpmsg *ev,
  * remote member, or every node with members in the replica for a
  * broadcast.  publish runs under the registry's read lock: it may only
  * queue.  Returns this node's recipients, plus one for a remote receiver;
- * -ENOENT when receiver names no other member here or in the replica.  c's
- * owner thread only.
+ * -ENOENT when receiver names no other member here or in the replica;
+ * -EHOSTUNREACH, having delivered nothing to anyone, when other nodes must
+ * carry m and remote_up is false (the backplane is down: a refused message
+ * reaches no one).  c's owner thread only.
  */
 int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 		      const char *receiver, size_t receiver_len,
-		      struct sb_msg *m,
+		      struct sb_msg *m, bool remote_up,
 		      void (*publish)(void *arg, const char *node), void *arg);
 
 /*

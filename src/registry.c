@@ -534,7 +534,7 @@ int sb_registry_deliver(struct sb_registry *r, const struct sb_bpmsg *ev,
 
 int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 		      const char *receiver, size_t receiver_len,
-		      struct sb_msg *m,
+		      struct sb_msg *m, bool remote_up,
 		      void (*publish)(void *arg, const char *node), void *arg)
 {
 	struct sb_room *room = c->room;
@@ -553,11 +553,17 @@ int sb_registry_route(struct sb_registry *r, struct sb_conn *c,
 			n = 1;
 		} else if (!to &&
 			   (far = sb_map_get(&room->remote, receiver, receiver_len))) {
-			publish(arg, far->sid);
-			n = 1;
+			if (remote_up) {
+				publish(arg, far->sid);
+				n = 1;
+			} else {
+				n = -EHOSTUNREACH;
+			}
 		} else {
 			n = -ENOENT;
 		}
+	} else if (!remote_up && room->nodes.count) {
+		n = -EHOSTUNREACH;	/* all of it or nothing */
 	} else {
 		n = tell_locals(room, c, m);
 		for (size_t i = 0; (i = sb_map_next(&room->nodes, i, &v));)

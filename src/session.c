@@ -316,7 +316,7 @@ struct route_ctx {
 	enum sb_bpmsg_kind kind;
 	uint64_t sent_us;		/* when it came, by the wall clock */
 	struct sb_msg *bp;		/* written once, for the first node */
-	bool up, failed;
+	bool up, failed;		/* failed: out of memory */
 };
 
 /* Called by the registry, under its read lock, for each node m must go
@@ -326,10 +326,6 @@ static void route_publish(void *arg, const char *node)
 	struct route_ctx *x = arg;
 	const struct sb_cluster_ops *cl = x->s->env->cluster;
 
-	if (!x->up) {
-		x->failed = true;
-		return;
-	}
 	if (!x->bp) {
 		struct sb_buf b;
 		size_t room_len;
@@ -352,7 +348,9 @@ static void route_publish(void *arg, const char *node)
 
 /* A relay in a cluster: to this node's members through the registry, to
  * the others through the backplane.  The recipients, -ENOENT, or
- * -EHOSTUNREACH when some could not be reached (the backplane is down). */
+ * -EHOSTUNREACH when other nodes must carry it and the backplane is down
+ * (then nobody gets it: a refused message reaches no one), or when it
+ * could not be written for them (out of memory). */
 static int relay_cluster(struct sb_session *s, struct sb_request *req,
 			 struct sb_msg *m)
 {
@@ -375,7 +373,7 @@ static int relay_cluster(struct sb_session *s, struct sb_request *req,
 	}
 	n = sb_registry_route(s->env->reg, c,
 			      req->receiver.present ? req->receiver.p : NULL,
-			      req->receiver.len, m, route_publish, &x);
+			      req->receiver.len, m, x.up, route_publish, &x);
 	sb_msg_unref(x.bp);
 	if (n >= 0 && x.failed)
 		return -EHOSTUNREACH;
@@ -407,7 +405,7 @@ static void do_relay(struct sb_session *s, struct sb_request *req)
 		sb_msg_unref(m);
 		if (n == -EHOSTUNREACH) {
 			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
-				    "reached now: peers on other nodes did not get it",
+				    "reached now; try again later",
 				    sb_type_names[req->type],
 				    strlen(sb_type_names[req->type]));
 			return;

@@ -352,12 +352,25 @@ describe('nodes that go away', () => {
     await joined(n2.url, 'b', { t, room: 'u' });
     await a.next(isJoinOf('a2'));
     await a.next(isJoinOf('b'));
+    await a2.next(isJoinOf('b'));
+    const v1 = await joined(n1.url, 'v1', { t, room: 'v' });
+    const v2 = await joined(n1.url, 'v2', { t, room: 'v' });
+    await v1.next(isJoinOf('v2'));
     redis.pause();
     await waitFor(async () => (await health(n1)).startsWith('503'), T(5000), 'n1 to notice');
     a.send({ type: 'offer', receiverId: 'a2', payload: {} });
     assert.equal((await a2.next((m) => m.type === 'offer')).payload.id, 'a');
     a.send({ type: 'offer', receiverId: 'b', payload: {} });
     assertError(await a.next(), 'unavailable', 'offer');
+    // a broadcast that another node must carry reaches no one, not even
+    // the members here (a refused message reaches no one)
+    a.send({ type: 'message', payload: { all: 1 } });
+    assertError(await a.next(), 'unavailable', 'message');
+    await a2.expectSilence(T(200));
+    // in a room of this node's members alone it goes as ever
+    v1.send({ type: 'message', payload: { all: 2 } });
+    assert.deepEqual(await v2.next(), { type: 'message', payload: { all: 2, id: 'v1', nick: '' } });
+    await v1.expectSilence(0);
     const c = await connect(n1.url, { t });
     c.send({ type: 'join', id: 'c', room: 'u' });
     assertError(await c.next(), 'unavailable', 'join');

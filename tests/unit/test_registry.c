@@ -804,16 +804,22 @@ static void record(void *arg, const char *node)
 	p->nodes[n + SB_NODE_LEN] = '\0';
 }
 
-static int route(struct sb_registry *r, struct sb_conn *c, const char *to,
-		 struct published *p)
+static int route_up(struct sb_registry *r, struct sb_conn *c, const char *to,
+		    bool up, struct published *p)
 {
 	struct sb_msg *m = sb_msg_from("{}", 2);
 	int n;
 
 	memset(p, 0, sizeof(*p));
-	n = sb_registry_route(r, c, to, to ? strlen(to) : 0, m, record, p);
+	n = sb_registry_route(r, c, to, to ? strlen(to) : 0, m, up, record, p);
 	sb_msg_unref(m);
 	return n;
+}
+
+static int route(struct sb_registry *r, struct sb_conn *c, const char *to,
+		 struct published *p)
+{
+	return route_up(r, c, to, true, p);
 }
 
 static void test_cluster_join_and_route(void)
@@ -860,6 +866,16 @@ static void test_cluster_join_and_route(void)
 	CHECK_EQ_INT(route(r, a, NULL, &p), 1);	/* erin here */
 	expect_nothing(a);
 	drop_next(e);
+	/* the backplane down: what other nodes must carry reaches no one,
+	 * erin here included; a member here is still reached */
+	CHECK_EQ_INT(route_up(r, a, NULL, false, &p), -EHOSTUNREACH);
+	CHECK_EQ_STR(p.nodes, "");
+	expect_nothing(e);
+	CHECK_EQ_INT(route_up(r, a, "cy", false, &p), -EHOSTUNREACH);
+	CHECK_EQ_STR(p.nodes, "");
+	CHECK_EQ_INT(route_up(r, a, "erin", false, &p), 1);
+	drop_next(e);
+	CHECK_EQ_INT(route_up(r, a, "nobody", false, &p), -ENOENT);
 	CHECK_EQ_INT(sb_registry_leave(r, e, true), 0);
 	expect_peer(a, "leave", "erin", "");
 	CHECK_EQ_INT(sb_registry_leave(r, a, true), 0);
