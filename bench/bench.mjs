@@ -22,6 +22,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
+import { figure, median, pinned, runCommand, sleep, stop } from './lib.mjs';
 
 const args = process.argv.slice(2);
 function opt(name, def) {
@@ -85,16 +86,12 @@ const SCENARIOS = [
   },
 ];
 
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 // Starts a server pinned to SRV_CORE (or unpinned); resolves {proc, port}.
-function startServer(kind, workers, pinned = true) {
+function startServer(kind, workers, pin = true) {
   const cmd = kind === 'reference'
     ? ['node', REFERENCE, '--port', '0', '--bind', '127.0.0.1']
     : [kind === 'baseline' ? BASELINE : SERVER, '--port', '0', '--bind', '127.0.0.1', '--workers', String(workers), '--log-level', 'warn'];
-  const full = pinned ? ['taskset', '-c', SRV_CORE, ...cmd] : cmd;
+  const full = pinned(cmd, pin ? SRV_CORE : null);
   const proc = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -111,45 +108,9 @@ function startServer(kind, workers, pinned = true) {
   });
 }
 
-async function stopServer(proc) {
-  if (proc.exitCode !== null) return;
-  const done = new Promise((r) => proc.on('exit', r));
-  proc.kill('SIGTERM');
-  const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
-  await done;
-  clearTimeout(t);
-}
-
-function runLoadgen(port, pid, lgArgs, pinned = true) {
+function runLoadgen(port, pid, lgArgs, pin = true) {
   const cmd = [LOADGEN, '--url', `ws://127.0.0.1:${port}/`, '--server-pid', String(pid), '--json-only', ...lgArgs.map(String)];
-  const full = pinned ? ['taskset', '-c', LG_CORE, ...cmd] : cmd;
-  return new Promise((resolve) => {
-    const p = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    const kill = setTimeout(() => p.kill('SIGKILL'), 180000);
-    p.on('exit', (code) => {
-      clearTimeout(kill);
-      let json = null;
-      try { json = JSON.parse(out.trim().split('\n').pop()); } catch { /* reported below */ }
-      resolve({ code, json, err });
-    });
-  });
-}
-
-function figure(json, metric) {
-  if (!json) return null;
-  if (metric === 'p99') return json.latency_us ? json.latency_us.p99 / 1000 : null;
-  return json[metric];
-}
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  return runCommand(pinned(cmd, pin ? LG_CORE : null));
 }
 
 // One run of scenario sc against a fresh server; its JSON line or null.
@@ -157,7 +118,7 @@ async function runOnce(kind, sc, { workers = sc.workers || 1, pinned = true, lg 
   const { proc, port } = await startServer(kind, workers, pinned);
   await sleep(300);
   const res = await runLoadgen(port, proc.pid, lg, pinned);
-  await stopServer(proc);
+  await stop(proc);
   if (OUT && res.json) appendFileSync(OUT, JSON.stringify({ server: kind, scenario: sc.name, workers, pinned, ...res.json }) + '\n');
   if (res.code !== 0 || !res.json) {
     console.error(`  ${kind} ${sc.name} run ${r + 1}: loadgen exit ${res.code}\n${res.err.split('\n').slice(-6).join('\n')}`);

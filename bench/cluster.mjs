@@ -22,6 +22,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { figure, freePort, median, pinned, runCommand, sleep, stop } from './lib.mjs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -88,23 +89,6 @@ const SCENARIOS = [
   },
 ];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function pinned(cmd, core) {
-  return core === null ? cmd : ['taskset', '-c', core, ...cmd];
-}
-
 // Spawns cmd; resolves {proc, port} once its standard output matches re
 // (whose first group is the port), or rejects after 10 s.
 function startUntil(cmd, re, what) {
@@ -123,15 +107,6 @@ function startUntil(cmd, re, what) {
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited ${code}`)); });
   });
-}
-
-async function stop(proc, signal = 'SIGTERM') {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const done = new Promise((r) => proc.on('exit', r));
-  proc.kill(signal);
-  const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
-  await done;
-  clearTimeout(t);
 }
 
 // /healthz is 200 once the node's backplane is up.
@@ -194,34 +169,7 @@ function runLoadgen(c, lgArgs, core) {
   const cmd = [LOADGEN, '--url', `ws://127.0.0.1:${c.ports[0]}/`,
     ...(c.ports.length > 1 ? ['--ports', c.ports.join(',')] : []),
     ...c.pids.flatMap((p) => ['--server-pid', String(p)]), '--json-only', ...lgArgs.map(String)];
-  const full = pinned(cmd, core);
-  return new Promise((resolve) => {
-    const p = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    const kill = setTimeout(() => p.kill('SIGKILL'), 180000);
-    p.on('exit', (code) => {
-      clearTimeout(kill);
-      let json = null;
-      try { json = JSON.parse(out.trim().split('\n').pop()); } catch { /* reported below */ }
-      resolve({ code, json, err });
-    });
-  });
-}
-
-function figure(json, metric) {
-  if (!json) return null;
-  if (metric === 'p99') return json.latency_us ? json.latency_us.p99 / 1000 : null;
-  return json[metric];
-}
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  return runCommand(pinned(cmd, core));
 }
 
 // The cost in us of CPU per unit of sc's figure for the measured interval:

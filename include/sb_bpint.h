@@ -36,6 +36,11 @@
 
 enum bp_state { BP_DOWN, BP_CONNECTING, BP_UP, BP_LEAVING };
 
+/* The scripts (src/lua): loaded at each connect (SCRIPT LOAD), then run by
+ * their SHA1 (EVALSHA), so that a join does not carry the script's text. */
+enum bp_script { S_JOIN, S_LEAVE, S_BEAT, S_DRAIN, S_PRUNE, S_REJOIN, S_SNAPSHOT,
+		 S_COUNT };
+
 /* Work a worker hands the backplane (sb_cluster_ops). */
 enum req_kind { R_JOIN, R_LEAVE, R_PUBLISH };
 
@@ -95,6 +100,9 @@ struct sb_backplane {
 	enum bp_state state;
 	bool cmd_ready, sub_ready;
 	bool skip_replies;		/* Redis takes CLIENT REPLY SKIP */
+	char sha[S_COUNT][41];		/* each script's SHA1 in Redis, as
+					 * SCRIPT LOAD answered; "": run it
+					 * with EVAL (SCRIPT refused) */
 	uint64_t asked_ms;		/* a heartbeat unanswered since; 0 */
 	uint64_t beat_ms;		/* the last heartbeat sent */
 	uint64_t began_ms;		/* the connection attempt began */
@@ -118,6 +126,18 @@ struct sb_backplane {
 
 /* src/backplane.c */
 uint64_t bp_now_ms(struct sb_backplane *bp);
+/* Redis is unreachable or refused us, for why: both connections go, and
+ * the next attempt is due after the backoff. */
+void bp_fail(struct sb_backplane *bp, const char *why);
+/* Runs script s with its argc arguments (lens[i] bytes each; lens NULL:
+ * NUL-terminated strings) on the command connection.  REDIS_OK or
+ * REDIS_ERR. */
+int bp_eval(struct sb_backplane *bp, enum bp_script s, redisCallbackFn *cb,
+	    void *priv, int argc, const char *const *argv, const size_t *lens);
+/* Whether r says Redis no longer has the scripts (SCRIPT FLUSH): then the
+ * connection is dropped, and the next one loads them again and registers
+ * this node's members again.  r not NULL. */
+bool bp_lost_scripts(struct sb_backplane *bp, const redisReply *r);
 /* A reply's error text, or NULL; r not NULL. */
 const char *bp_reply_error(const redisReply *r);
 

@@ -57,9 +57,7 @@ static void drop_contexts(struct sb_backplane *bp)
 		redisAsyncFree(s);
 }
 
-/* Redis is unreachable (or refused us) for why: both connections go, and
- * the next attempt is due after the backoff. */
-static void fail(struct sb_backplane *bp, const char *why)
+void bp_fail(struct sb_backplane *bp, const char *why)
 {
 	bool was_up = bp->state == BP_UP;
 
@@ -89,6 +87,69 @@ const char *bp_reply_error(const redisReply *r)
 
 static void became_ready(struct sb_backplane *bp);
 
+/* The scripts' texts (src/lua, with lib.lua in front), by enum bp_script. */
+static const char *const script_text[S_COUNT] = {
+	[S_JOIN] = SB_LUA_JOIN, [S_LEAVE] = SB_LUA_LEAVE, [S_BEAT] = SB_LUA_BEAT,
+	[S_DRAIN] = SB_LUA_DRAIN, [S_PRUNE] = SB_LUA_PRUNE,
+	[S_REJOIN] = SB_LUA_REJOIN, [S_SNAPSHOT] = SB_LUA_SNAPSHOT,
+};
+
+int bp_eval(struct sb_backplane *bp, enum bp_script s, redisCallbackFn *cb,
+	    void *priv, int argc, const char *const *argv, const size_t *lens)
+{
+	const char *small[16], **av = small;
+	size_t small_lens[16], *al = small_lens;
+	int rc;
+
+	if (argc + 3 > 16) {
+		av = malloc((size_t)(argc + 3) * sizeof(*av));
+		al = malloc((size_t)(argc + 3) * sizeof(*al));
+		if (!av || !al) {
+			free(av);
+			free(al);
+			return REDIS_ERR;
+		}
+	}
+	av[0] = bp->sha[s][0] ? "EVALSHA" : "EVAL";
+	av[1] = bp->sha[s][0] ? bp->sha[s] : script_text[s];
+	av[2] = "0";
+	for (int i = 0; i < 3; i++)
+		al[i] = strlen(av[i]);
+	for (int i = 0; i < argc; i++) {
+		av[3 + i] = argv[i];
+		al[3 + i] = lens ? lens[i] : strlen(argv[i]);
+	}
+	rc = redisAsyncCommandArgv(bp->cmd, cb, priv, argc + 3, av, al);
+	if (av != small) {
+		free(av);
+		free(al);
+	}
+	return rc;
+}
+
+bool bp_lost_scripts(struct sb_backplane *bp, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOSCRIPT", 8))
+		return false;
+	bp_fail(bp, "Redis no longer has the backplane's scripts (SCRIPT FLUSH?)");
+	return true;
+}
+
+/* A script's SHA1 as SCRIPT LOAD answered (priv: which script); an error
+ * (an ACL without SCRIPT) leaves it to EVAL. */
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+	const redisReply *r = reply;
+	size_t s = (size_t)(uintptr_t)priv;
+
+	if (ac != bp->cmd || !r || s >= S_COUNT)
+		return;
+	bp->sha[s][0] = '\0';
+	if (r->type == REDIS_REPLY_STRING && r->len == 40)
+		memcpy(bp->sha[s], r->str, 41);
+}
+
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
@@ -105,7 +166,7 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 	    r->element[2]->type != REDIS_REPLY_INTEGER) {
 		snprintf(why, sizeof(why), "the heartbeat failed: %.100s",
 			 err ? err : "an unexpected reply");
-		fail(bp, why);
+		bp_fail(bp, why);
 		return;
 	}
 	bp->asked_ms = 0;
@@ -132,9 +193,9 @@ static void send_heartbeat(struct sb_backplane *bp)
 	bp->beat_ms = bp_now_ms(bp);
 	if (!bp->asked_ms)
 		bp->asked_ms = bp->beat_ms;
-	if (redisAsyncCommand(bp->cmd, on_heartbeat, NULL, "EVAL %s 0 %s %s %s",
-			      SB_LUA_BEAT, bp->prefix, bp->node, ms) != REDIS_OK)
-		fail(bp, "cannot send to Redis");
+	if (bp_eval(bp, S_BEAT, on_heartbeat, NULL, 3,
+		    (const char *[]){ bp->prefix, bp->node, ms }, NULL) != REDIS_OK)
+		bp_fail(bp, "cannot send to Redis");
 }
 
 static void became_ready(struct sb_backplane *bp)
@@ -169,7 +230,7 @@ static void on_cmd_setup(redisAsyncContext *ac, void *reply, void *priv)
 	err = bp_reply_error(reply);
 	if (err) {
 		snprintf(why, sizeof(why), "%s refused: %.100s", (const char *)priv, err);
-		fail(bp, why);
+		bp_fail(bp, why);
 		return;
 	}
 	if (!strcmp(priv, "INFO")) {
@@ -219,7 +280,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 	err = bp_reply_error(r);
 	if (err) {
 		snprintf(why, sizeof(why), "SUBSCRIBE refused: %.100s", err);
-		fail(bp, why);
+		bp_fail(bp, why);
 		return;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
@@ -248,7 +309,7 @@ static void on_sub_setup(redisAsyncContext *ac, void *reply, void *priv)
 	err = bp_reply_error(reply);
 	if (err) {
 		snprintf(why, sizeof(why), "%s refused: %.100s", (const char *)priv, err);
-		fail(bp, why);
+		bp_fail(bp, why);
 	}
 }
 
@@ -267,7 +328,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 			bp->sub = NULL;
 		snprintf(why, sizeof(why), "cannot connect to %.*s:%d: %.80s",
 			 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port, ac->errstr);
-		fail(bp, why);
+		bp_fail(bp, why);
 	}
 }
 
@@ -287,7 +348,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	snprintf(why, sizeof(why), "the connection to %.*s:%d closed%s%.80s",
 		 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port, ac->err ? ": " : "",
 		 ac->err ? ac->errstr : "");
-	fail(bp, why);
+	bp_fail(bp, why);
 }
 
 /* ------------------------------------------------------------ events */
@@ -450,7 +511,7 @@ static redisAsyncContext *open_one(struct sb_backplane *bp,
 		snprintf(why, sizeof(why), "cannot connect to %.*s:%d: %.80s", HOST_W, u->host,
 			 u->port, ac->err ? ac->errstr : "cannot watch the socket");
 		redisAsyncFree(ac);
-		fail(bp, why);
+		bp_fail(bp, why);
 		return NULL;
 	}
 	ac->data = bp;
@@ -465,6 +526,11 @@ static redisAsyncContext *open_one(struct sb_backplane *bp,
 	if (setup == on_cmd_setup) {
 		bp->skip_replies = false;
 		redisAsyncCommand(ac, on_reply_probe, NULL, "CLIENT REPLY ON");
+		for (size_t i = 0; i < S_COUNT; i++) {
+			bp->sha[i][0] = '\0';
+			redisAsyncCommand(ac, on_script_loaded, (void *)(uintptr_t)i,
+					  "SCRIPT LOAD %s", script_text[i]);
+		}
 		redisAsyncCommand(ac, setup, "INFO", "INFO server");
 	}
 	return ac;
@@ -482,7 +548,7 @@ static void connect_both(struct sb_backplane *bp)
 		return;
 	if (redisAsyncCommand(bp->sub, on_sub_message, NULL, "SUBSCRIBE %s",
 			      bp->chan) != REDIS_OK)
-		fail(bp, "cannot send to Redis");
+		bp_fail(bp, "cannot send to Redis");
 }
 
 /* ------------------------------------------------------------ leaving */
@@ -527,8 +593,8 @@ static void on_wake(struct sb_bell *b)
 	if (bp->state == BP_UP)
 		bp_serve_queue(bp);	/* what the workers asked last goes first */
 	if (bp->state == BP_UP &&
-	    redisAsyncCommand(bp->cmd, on_left, NULL, "EVAL %s 0 %s %s",
-			      SB_LUA_DRAIN, bp->prefix, bp->node) == REDIS_OK) {
+	    bp_eval(bp, S_DRAIN, on_left, NULL, 2,
+		    (const char *[]){ bp->prefix, bp->node }, NULL) == REDIS_OK) {
 		bp->state = BP_LEAVING;
 		bp->leave_ms = bp_now_ms(bp);
 		return;		/* on_left or the tick finishes */
@@ -553,7 +619,7 @@ static void on_tick(uv_timer_t *h)
 			snprintf(why, sizeof(why), "%.*s:%d did not answer within %.1f s",
 				 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port,
 				 (double)grace_ms(bp) / 1000);
-			fail(bp, why);
+			bp_fail(bp, why);
 		}
 		break;
 	case BP_UP:
@@ -561,7 +627,7 @@ static void on_tick(uv_timer_t *h)
 			snprintf(why, sizeof(why), "%.*s:%d did not answer for %.1f s",
 				 HOST_W, bp->cfg->redis.host, bp->cfg->redis.port,
 				 (double)grace_ms(bp) / 1000);
-			fail(bp, why);
+			bp_fail(bp, why);
 		} else if (now - bp->beat_ms >= beat_every_ms(bp)) {
 			send_heartbeat(bp);
 		}

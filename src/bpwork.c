@@ -10,7 +10,6 @@
 #include "sb_bpmsg.h"
 #include "sb_conn.h"
 #include "sb_log.h"
-#include "sb_lua.h"
 #include "sb_msg.h"
 #include "sb_registry.h"
 
@@ -138,6 +137,17 @@ static void forget(struct sb_backplane *bp, const char *sid, size_t len)
 	}
 }
 
+/* A script whose answer nothing waits for (leave, prune): only its loss
+ * of the scripts matters. */
+static void on_script_done(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sb_backplane *bp = ac->data;
+
+	(void)priv;
+	if (reply && ac == bp->cmd)
+		bp_lost_scripts(bp, reply);
+}
+
 static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
@@ -145,6 +155,8 @@ static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
 	const redisReply *r = reply;
 	struct bp_member *m;
 
+	if (r && ac == bp->cmd && bp_lost_scripts(bp, r))
+		r = NULL;
 	if (r && ac == bp->cmd && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
 	    r->element[0]->type == REDIS_REPLY_STRING &&
 	    !strcmp(r->element[0]->str, "taken") &&
@@ -218,6 +230,8 @@ static void on_snapshot(redisAsyncContext *ac, void *reply, void *priv)
 	struct sb_join_answer *a;
 
 	memcpy(&len, box + 1, sizeof(len));
+	if (reply && ac == bp->cmd && bp_lost_scripts(bp, reply))
+		reply = NULL;
 	if (reply && ac == bp->cmd && !bp_reply_error(reply) &&
 	    (a = members_of(reply, 0))) {
 		sb_registry_resync(bp->reg, box + 1 + sizeof(len), len, &a->snap,
@@ -251,9 +265,9 @@ void bp_read_rooms(struct sb_backplane *bp, bool final)
 		box[0] = final;
 		memcpy(box + 1, &m->room_len, sizeof(uint32_t));
 		memcpy(box + 1 + sizeof(uint32_t), m->data, m->room_len);
-		if (redisAsyncCommand(bp->cmd, on_snapshot, box, "EVAL %s 0 %b",
-				      SB_LUA_SNAPSHOT, m->data,
-				      (size_t)m->room_len) != REDIS_OK)
+		if (bp_eval(bp, S_SNAPSHOT, on_snapshot, box, 1,
+			    (const char *[]){ m->data },
+			    (size_t[]){ m->room_len }) != REDIS_OK)
 			free(box);
 	}
 	sb_map_release(&rooms);
@@ -282,9 +296,9 @@ static char *boxed(const char *p, uint32_t len)
  * longer has (prune.lua): one command, the sids held as its arguments. */
 static void prune(struct sb_backplane *bp)
 {
-	size_t n = 2, cap = 2 + bp->members.count;
-	const char **argv = malloc((cap + 3) * sizeof(*argv));
-	size_t *lens = malloc((cap + 3) * sizeof(*lens));
+	size_t n = 0, cap = 2 + bp->members.count;
+	const char **argv = malloc(cap * sizeof(*argv));
+	size_t *lens = malloc(cap * sizeof(*lens));
 	void *v;
 
 	if (!argv || !lens) {
@@ -292,23 +306,19 @@ static void prune(struct sb_backplane *bp)
 		free(lens);
 		return;		/* the leaves kept cover the usual case */
 	}
-	argv[0] = "EVAL";
-	argv[1] = SB_LUA_PRUNE;
-	argv[2] = "0";
-	argv[3] = bp->prefix;
-	argv[4] = bp->node;
-	n = 5;
+	argv[n] = bp->prefix;
+	lens[n++] = strlen(bp->prefix);
+	argv[n] = bp->node;
+	lens[n++] = strlen(bp->node);
 	for (size_t i = 0; (i = sb_map_next(&bp->members, i, &v));) {
 		struct bp_member *m = v;
 
-		if (sb_conn_is_dead(m->conn) || n >= cap + 3)
+		if (sb_conn_is_dead(m->conn) || n >= cap)
 			continue;
-		argv[n++] = m->data + m->room_len + m->id_len + m->nick_len;
-		lens[n - 1] = m->sid_len;
+		argv[n] = m->data + m->room_len + m->id_len + m->nick_len;
+		lens[n++] = m->sid_len;
 	}
-	for (size_t i = 0; i < 5; i++)
-		lens[i] = strlen(argv[i]);
-	redisAsyncCommandArgv(bp->cmd, NULL, NULL, (int)n, argv, lens);
+	bp_eval(bp, S_PRUNE, on_script_done, NULL, (int)n, argv, lens);
 	free(argv);
 	free(lens);
 }
@@ -328,12 +338,12 @@ void bp_register_again(struct sb_backplane *bp)
 		if (sb_conn_is_dead(m->conn))
 			continue;	/* its leave is queued */
 		box = boxed(sid, m->sid_len);
-		if (box && redisAsyncCommand(bp->cmd, on_rejoined, box,
-					     "EVAL %s 0 %s %s %b %b %b %b", SB_LUA_REJOIN,
-					     bp->prefix, bp->node, room,
-					     (size_t)m->room_len, id, (size_t)m->id_len,
-					     sid, (size_t)m->sid_len, nick,
-					     (size_t)m->nick_len) != REDIS_OK)
+		if (box && bp_eval(bp, S_REJOIN, on_rejoined, box, 6,
+				   (const char *[]){ bp->prefix, bp->node, room, id,
+						     sid, nick },
+				   (size_t[]){ strlen(bp->prefix), strlen(bp->node),
+					       m->room_len, m->id_len, m->sid_len,
+					       m->nick_len }) != REDIS_OK)
 			free(box);
 	}
 	redisAsyncCommand(bp->cmd, NULL, NULL, "HSET sb:synced %s %s", bp->node,
@@ -347,8 +357,10 @@ static void on_joined(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct bp_req *q = priv;
 	struct sb_join_answer *a = NULL;
+	struct sb_backplane *bp = ac->data;
 
-	(void)ac;
+	if (reply && ac == bp->cmd && bp_lost_scripts(bp, reply))
+		reply = NULL;	/* unavailable; the node connects again */
 	if (reply && !bp_reply_error(reply))
 		a = answer_of(reply);
 	/* Redis refused it (out of memory, say: the join is unavailable, and
@@ -381,17 +393,18 @@ static bool carry_out(struct sb_backplane *bp, struct bp_req *q)
 	switch (q->kind) {
 	case R_JOIN:
 		snprintf(max, sizeof(max), "%u", q->max);
-		rc = redisAsyncCommand(bp->cmd, on_joined, q,
-				       "EVAL %s 0 %s %s %b %b %b %b %s", SB_LUA_JOIN,
-				       bp->prefix, bp->node, room, (size_t)q->room_len,
-				       id, (size_t)q->id_len, sid, (size_t)q->sid_len,
-				       nick, (size_t)q->nick_len, max);
+		rc = bp_eval(bp, S_JOIN, on_joined, q, 7,
+			     (const char *[]){ bp->prefix, bp->node, room, id, sid,
+					       nick, max },
+			     (size_t[]){ strlen(bp->prefix), strlen(bp->node),
+					 q->room_len, q->id_len, q->sid_len, q->nick_len,
+					 strlen(max) });
 		return rc == REDIS_OK;	/* on_joined owns q */
 	case R_LEAVE:
-		rc = redisAsyncCommand(bp->cmd, NULL, NULL,
-				       "EVAL %s 0 %s %s %b %b %b", SB_LUA_LEAVE,
-				       bp->prefix, bp->node, room, (size_t)q->room_len,
-				       id, (size_t)q->id_len, sid, (size_t)q->sid_len);
+		rc = bp_eval(bp, S_LEAVE, on_script_done, NULL, 5,
+			     (const char *[]){ bp->prefix, bp->node, room, id, sid },
+			     (size_t[]){ strlen(bp->prefix), strlen(bp->node),
+					 q->room_len, q->id_len, q->sid_len });
 		break;
 	case R_PUBLISH:		/* gathered instead */
 		break;

@@ -263,10 +263,10 @@ async function calls(redis) {
 }
 
 describe('relays between nodes in packs', () => {
-  test('relays to one node in one pass go as one PUBLISH, without a reply; a Redis user without CLIENT gets one reply each', async (t) => {
+  test('relays to one node in one pass go as one PUBLISH, without a reply, and scripts run by their SHA1; a Redis user without CLIENT and SCRIPT gets one reply each and EVAL', async (t) => {
     if (isReference()) return t.skip('the reference has no cluster mode');
     const redis = await startRedis({ t });
-    assert.equal(await redis.command(0, 'ACL', 'SETUSER', 'noclient', 'on', '>pw', '~*', '&*', '+@all', '-client'), 'OK');
+    assert.equal(await redis.command(0, 'ACL', 'SETUSER', 'noclient', 'on', '>pw', '~*', '&*', '+@all', '-client', '-script'), 'OK');
     const N = 1000;
     for (const [k, user] of [[0, ''], [1, 'noclient:pw@']]) {
       const url = redis.url().replace('redis://', `redis://${user}`);
@@ -275,9 +275,13 @@ describe('relays between nodes in packs', () => {
       for (const node of [n1, n2]) {
         await waitFor(async () => (await health(node)) === '200 ok', T(10000), 'a node up');
       }
+      assert.equal(await redis.command(0, 'CONFIG', 'RESETSTAT'), 'OK');
       const a = await joined(n1.url, `a${k}`, { t, room: `p${k}` });
       const b = await joined(n2.url, `b${k}`, { t, room: `p${k}` });
       await a.next(isJoinOf(`b${k}`));
+      const scripts = await calls(redis);
+      if (k === 0) assert.ok(scripts.evalsha >= 2 && !scripts.eval, JSON.stringify(scripts));
+      else assert.ok(scripts.eval >= 2 && !scripts.evalsha, JSON.stringify(scripts));
       const before = await getMetrics(n2);
       assert.equal(await redis.command(0, 'CONFIG', 'RESETSTAT'), 'OK');
       for (let i = 0; i < N; i++) b.send({ type: 'icecandidate', receiverId: `a${k}`, payload: { i } });
@@ -300,6 +304,50 @@ describe('relays between nodes in packs', () => {
       await n1.stop();
       await n2.stop();
     }
+  });
+});
+
+describe('scripts flushed', () => {
+  test('SCRIPT FLUSH: the node connects again and loads them, members stay, one leave each after', async (t) => {
+    if (isReference()) return t.skip('the reference has no cluster mode');
+    const { redis, nodes: [n1, n2] } = await cluster(t, 2);
+    const a = await joined(n1.url, 'a', { t, room: 's' });
+    const b = await joined(n2.url, 'b', { t, room: 's' });
+    await a.next(isJoinOf('b'));
+    assert.equal(await redis.command(0, 'SCRIPT', 'FLUSH'), 'OK');
+    // a join finds the scripts gone: unavailable, and the node connects
+    // again; a later one goes through
+    let c;
+    let peers;
+    await waitFor(async () => {
+      const x = await connect(n1.url, { t });
+      x.send({ type: 'join', id: 'c', room: 's' });
+      const m = await x.next();
+      if (m.type === 'joined') {
+        c = x;
+        peers = m.payload.peers.map((p) => p.id).sort();
+        return true;
+      }
+      assertError(m, 'unavailable', 'join');
+      x.close();
+      return false;
+    }, T(15000), 'a join after SCRIPT FLUSH');
+    assert.deepEqual(peers, ['a', 'b']);
+    // a node noticed (a join or its heartbeat) and connected again, which
+    // loaded the scripts for all (the other may then never miss them)
+    const connects = async () => (await getMetrics(n1)).get('switchboard_backplane_connects_total') +
+      (await getMetrics(n2)).get('switchboard_backplane_connects_total');
+    await waitFor(async () => (await connects()) >= 3, T(10000), 'a node connected again');
+    await a.next(isJoinOf('c'));
+    await b.next(isJoinOf('c'));
+    // nobody heard of a or b leaving or joining again meanwhile
+    await a.expectSilence(T(300));
+    await b.expectSilence(0);
+    // and a departure on the other node reaches them once
+    b.close();
+    await a.next(isLeaveOf('b'));
+    await c.next(isLeaveOf('b'));
+    await a.expectSilence(T(300));
   });
 });
 
