@@ -98,11 +98,12 @@ static size_t b64u(const void *p, size_t n, char *out)
 /* base64url decoding for the test's own edits (valid input only). */
 static size_t unb64u(const char *s, size_t n, unsigned char *out)
 {
-	char tmp[TOK_CAP];
+	char tmp[TOK_CAP] = "";
 	unsigned char raw[TOK_CAP];
 	size_t m = 0;
 	int len;
 
+	CHECK(n > 0 && n + 3 < sizeof(tmp));
 	for (size_t i = 0; i < n; i++)
 		tmp[m++] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
 	while (m % 4)
