@@ -36,9 +36,9 @@
  *
  * JSON is read by json-c, strictly, with UTF-8 checked, with these
  * liberties of its own: of a member named twice the last one counts,
- * names may be in single quotes, and NaN and Infinity are numbers (a
- * time that is not finite is refused here).  A token that takes them has
- * still been signed by the key's owner.
+ * member names may be in single quotes, a number may end in '.', and NaN
+ * and Infinity are numbers (a time that is not finite is refused here).
+ * A token that takes them has still been signed by the key's owner.
  */
 #ifndef SB_TOKEN_H
 #define SB_TOKEN_H
@@ -112,11 +112,14 @@ void sb_token_key_free(struct sb_token_key *k);
  * and rules (NULL: no audience or issuer rule).  0 with *out filled when
  * every rule above holds; -EACCES otherwise, with a short reason in why
  * naming the first rule that failed ("the token has expired", "the token is
- * for another room", "the token's alg is not HS256", "bad signature", ...).
- * The reason is one of a fixed set of sentences: it never holds the secret
- * or any part of the token.  *out is zeroed on failure; why is "" on
- * success.  k, rules and the strings are only read: any thread, with one
- * key shared by many.
+ * for another room", "the token's alg is not HS256", "bad signature", ...);
+ * -ENOMEM, with why saying so, when OpenSSL cannot allocate what a
+ * signature check needs.  The reason is one of a fixed set of sentences:
+ * it never holds the secret or any part of the token, so it may be sent to
+ * the client and logged.  Nothing the payload says is looked at before the
+ * signature holds.  *out is zeroed on failure; why is "" on success.
+ * k, rules and the strings are only read: any thread, with one key shared
+ * by many.
  */
 int sb_token_check(const struct sb_token_key *k,
 		   const struct sb_token_rules *rules, const char *tok,
