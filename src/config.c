@@ -878,7 +878,8 @@ void sb_config_describe(const struct sb_config *cfg, char *out, size_t cap)
 		    cfg->ntrusted == 1 ? "y" : "ies");
 	/* what verifies tokens, never the secret itself */
 	if (cfg->auth_public_key[0]) {
-		put(out, &n, cap, ", tokens RS256 or ES256 (key %s", cfg->auth_public_key);
+		put(out, &n, cap, ", tokens RS256 or ES256 (key %s",
+		    cfg->auth_public_key);
 	} else if (cfg->auth_secret.len) {
 		put(out, &n, cap, ", tokens HS256");
 	} else {

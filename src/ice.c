@@ -38,7 +38,8 @@ static int credential(const void *secret, size_t secret_len, const void *msg,
 	bool ok;
 
 	/* a NULL key would mean "the key already set": an empty one is not */
-	ok = ctx && EVP_MAC_init(ctx, secret_len ? secret : none, secret_len, params) &&
+	ok = ctx &&
+	     EVP_MAC_init(ctx, secret_len ? secret : none, secret_len, params) &&
 	     EVP_MAC_update(ctx, msg, len) &&
 	     EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) && maclen == SHA1_LEN;
 	EVP_MAC_CTX_free(ctx);
@@ -109,7 +110,8 @@ static void add_credentials(struct sb_buf *out, const struct sb_config *cfg,
 	sb_buf_add(&user, expiry, (size_t)n);
 	sb_buf_add(&user, id, id_len);
 	if (sb_buf_failed(&user) ||
-	    credential(cfg->turn_secret.bytes, cfg->turn_secret.len, user.p, user.len, cred))
+	    credential(cfg->turn_secret.bytes, cfg->turn_secret.len, user.p,
+		       user.len, cred))
 		out->failed = true;	/* out of memory, most likely */
 	sb_buf_adds(out, ",\"username\":");
 	if (!sb_buf_failed(&user))
