@@ -1,8 +1,15 @@
+/*
+ * The command line and the environment: every option's syntax, range and
+ * default, the secret files, the checks across options, the start-up
+ * summary and --help.
+ */
 #include "sb_config.h"
 
 #include "sb_log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -48,18 +55,37 @@ const char sb_config_usage[] =
 	"                           none, a node on its own)\n"
 	"      --node-timeout SECONDS  a silent node's peers leave after this\n"
 	"                           (default 10)\n"
+	"      --auth-secret SECRET  admit a join only with a room token signed\n"
+	"                           with this HS256 secret (default: none, no token)\n"
+	"      --auth-secret-file FILE  the same, the secret read from FILE\n"
+	"      --auth-public-key FILE  admit a join only with a room token signed\n"
+	"                           for this PEM public key: RSA for RS256, EC P-256\n"
+	"                           for ES256 (default: none)\n"
+	"      --auth-audience AUD  a token's aud must hold AUD (default: any)\n"
+	"      --auth-issuer ISS    a token's iss must be ISS (default: any)\n"
+	"      --ice-server URI     a STUN or TURN server for joined's iceServers:\n"
+	"                           stun:, stuns:, turn: or turns: HOST[:PORT]\n"
+	"                           (repeatable, at most 16; default: none)\n"
+	"      --turn-secret SECRET  the TURN server's shared secret, for the\n"
+	"                           credentials of turn: URIs (default: none)\n"
+	"      --turn-secret-file FILE  the same, the secret read from FILE\n"
+	"      --turn-ttl SECONDS   lifetime of a TURN credential (default 86400)\n"
 	"  -h, --help               show this help and exit\n"
 	"      --version            show the version and exit\n"
 	"Every option can also come from the environment: SWITCHBOARD_PORT,\n"
 	"SWITCHBOARD_MAX_MESSAGE, ... (the long name in capitals, dashes as\n"
 	"underscores); the command line wins.\n";
 
-enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_CIDR, K_FORMAT, K_REDIS };
+/* K_TEXT: a string without control characters; K_SECRET: a secret given
+ * as the value, K_SECRET_FILE: read from the file the value names (both
+ * into a struct sb_secret); K_ICE: an ICE server URI. */
+enum kind { K_INT, K_NUM, K_STR, K_LEVEL, K_ORIGIN, K_CIDR, K_FORMAT, K_REDIS,
+	    K_TEXT, K_SECRET, K_SECRET_FILE, K_ICE };
 
 /* Repeatable options: a list the command line replaces as a whole. */
 static bool is_list(enum kind k)
 {
-	return k == K_ORIGIN || k == K_CIDR;
+	return k == K_ORIGIN || k == K_CIDR || k == K_ICE;
 }
 
 struct option_spec {
@@ -97,6 +123,15 @@ static const struct option_spec specs[] = {
 	{ NULL, "--web-root", K_STR, 0, 0, FIELD(web_root) },
 	{ NULL, "--redis", K_REDIS, 0, 0, FIELD(redis) },
 	{ NULL, "--node-timeout", K_NUM, 1, 3600, FIELD(node_timeout) },
+	{ NULL, "--auth-secret", K_SECRET, 0, 0, FIELD(auth_secret) },
+	{ NULL, "--auth-secret-file", K_SECRET_FILE, 0, 0, FIELD(auth_secret) },
+	{ NULL, "--auth-public-key", K_TEXT, 0, 0, FIELD(auth_public_key) },
+	{ NULL, "--auth-audience", K_TEXT, 0, 0, FIELD(auth_audience) },
+	{ NULL, "--auth-issuer", K_TEXT, 0, 0, FIELD(auth_issuer) },
+	{ NULL, "--ice-server", K_ICE, 0, 0, FIELD(ice_count) },
+	{ NULL, "--turn-secret", K_SECRET, 0, 0, FIELD(turn_secret) },
+	{ NULL, "--turn-secret-file", K_SECRET_FILE, 0, 0, FIELD(turn_secret) },
+	{ NULL, "--turn-ttl", K_INT, 60, 604800, FIELD(turn_ttl) },
 };
 
 /* Empties a list option: its field is the count of values. */
@@ -123,6 +158,7 @@ void sb_config_defaults(struct sb_config *cfg)
 	cfg->log_level = SB_LOG_INFO;
 	cfg->handshake_timeout = 10;
 	cfg->node_timeout = 10;
+	cfg->turn_ttl = 86400;
 }
 
 /* Digits only, optionally one '.' and more digits when fractions are
@@ -185,13 +221,240 @@ static bool origin_syntax(const char *s)
 	return true;
 }
 
+/* Whether uri names a TURN server (its credentials come with it). */
+static bool ice_is_turn(const char *uri)
+{
+	return !strncmp(uri, "turn:", 5) || !strncmp(uri, "turns:", 6);
+}
+
+/*
+ * Whether s is an ICE server URI as RFC 7064 and RFC 7065 write them, with
+ * a lower-case scheme: "stun:" or "stuns:" host [":" port], "turn:" or
+ * "turns:" host [":" port] ["?transport=udp" / "?transport=tcp"]; host a
+ * name or IPv4 address (letters, digits, '-', '.', '_') or an IPv6 address
+ * in brackets, port 1 to 65535.  When not, *why says what is wrong.
+ */
+static bool ice_uri_syntax(const char *s, const char **why)
+{
+	const char *p, *d;
+	bool turn = ice_is_turn(s);
+	unsigned long port = 0;
+
+	if (!strncmp(s, "stun:", 5) || !strncmp(s, "turn:", 5)) {
+		p = s + 5;
+	} else if (!strncmp(s, "stuns:", 6) || !strncmp(s, "turns:", 6)) {
+		p = s + 6;
+	} else {
+		*why = "not a stun:, stuns:, turn: or turns: URI";
+		return false;
+	}
+	if (*p == '[') {
+		const char *close = strchr(p, ']');
+		char addr[INET6_ADDRSTRLEN];
+		struct in6_addr a6;
+		size_t len = close ? (size_t)(close - p - 1) : 0;
+
+		if (!close || !len || len >= sizeof(addr)) {
+			*why = "a bad IPv6 address";
+			return false;
+		}
+		memcpy(addr, p + 1, len);
+		addr[len] = '\0';
+		if (inet_pton(AF_INET6, addr, &a6) != 1) {
+			*why = "a bad IPv6 address";
+			return false;
+		}
+		p = close + 1;
+	} else {
+		const char *host = p;
+
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		       (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_')
+			p++;
+		if (p == host) {
+			*why = *p == '/' ? "'//' after the scheme (write stun:HOST)"
+					 : "no host";
+			return false;
+		}
+	}
+	if (*p == ':') {
+		for (d = ++p; *p >= '0' && *p <= '9' && p - d <= 5; p++)
+			port = port * 10 + (unsigned long)(*p - '0');
+		if (p == d || p - d > 5 || port < 1 || port > 65535) {
+			*why = "a bad port (1 to 65535)";
+			return false;
+		}
+	}
+	if (*p == '?') {
+		if (!turn) {
+			*why = "a query, which stun: URIs do not take";
+			return false;
+		}
+		if (strcmp(p, "?transport=udp") && strcmp(p, "?transport=tcp")) {
+			*why = "a query other than ?transport=udp or ?transport=tcp";
+			return false;
+		}
+		return true;
+	}
+	if (*p) {
+		*why = "something after the host and port";
+		return false;
+	}
+	return true;
+}
+
+/* Adds one --ice-server URI, checked; refusals quote it only when it can
+ * hold nothing secret and nothing that would break the line. */
+static int add_ice_server(struct sb_config *cfg, const char *opt,
+			  const char *value, char *msg, size_t msglen)
+{
+	const char *why = NULL;
+
+	if (!*value) {
+		snprintf(msg, msglen, "option '%s' needs a value", opt);
+		return -EINVAL;
+	}
+	if (strlen(value) >= SB_ICE_URI_MAX) {
+		snprintf(msg, msglen, "the value for %s is longer than %d bytes",
+			 opt, SB_ICE_URI_MAX - 1);
+		return -EINVAL;
+	}
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if (*c <= ' ' || *c == 0x7f || *c == '"' || *c == '\'' || *c == '\\') {
+			snprintf(msg, msglen, "the value for %s holds a space, a quote, "
+				 "a backslash or a control character: give one URI "
+				 "per %s", opt, opt);
+			return -EINVAL;
+		}
+		if (*c == '@') {
+			snprintf(msg, msglen, "the value for %s holds '@': a URI "
+				 "takes no user or password; TURN credentials are "
+				 "made from --turn-secret", opt);
+			return -EINVAL;
+		}
+	}
+	if (!ice_uri_syntax(value, &why)) {
+		snprintf(msg, msglen, "bad value '%.64s' for %s (%s): give stun:, "
+			 "stuns:, turn: or turns: then HOST[:PORT], and for TURN "
+			 "?transport=udp or tcp if needed", value, opt, why);
+		return -EINVAL;
+	}
+	if (cfg->ice_count >= SB_ICE_SERVERS_MAX) {
+		snprintf(msg, msglen, "at most %d values for %s", SB_ICE_SERVERS_MAX,
+			 opt);
+		return -EINVAL;
+	}
+	strcpy(cfg->ice_servers[cfg->ice_count++], value);
+	return 0;
+}
+
+/* Replaces the bytes of secret s with value[0..len) and adds bit, the
+ * option's, to s->from.  Messages name the option, never the value. */
+static int set_secret(struct sb_secret *s, const char *opt, const void *value,
+		      size_t len, unsigned bit, char *msg, size_t msglen)
+{
+	if (len > SB_SECRET_MAX) {
+		snprintf(msg, msglen, "the value for %s is longer than %d bytes",
+			 opt, SB_SECRET_MAX);
+		return -EINVAL;
+	}
+	memset(s->bytes, 0, sizeof(s->bytes));
+	memcpy(s->bytes, value, len);
+	s->len = len;
+	s->from |= bit;
+	return 0;
+}
+
+/*
+ * Reads the secret in the file at path into s, for option opt: at most
+ * SB_SECRET_MAX bytes, one trailing "\n" or "\r\n" dropped, and not empty.
+ * Any file that reads to its end will do (a pipe from the shell's <(...)
+ * too).  Messages name the file and the reason, never its content.
+ */
+static int read_secret_file(struct sb_secret *s, const char *opt,
+			    const char *path, char *msg, size_t msglen)
+{
+	unsigned char buf[SB_SECRET_MAX + 1];
+	size_t n = 0;
+	int fd, err = 0, rc;
+
+	if (!*path) {
+		snprintf(msg, msglen, "option '%s' needs a value", opt);
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		err = errno;
+	while (fd >= 0 && n < sizeof(buf)) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			err = errno;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		char ebuf[128];
+
+		snprintf(msg, msglen, "cannot read %.200s for %s: %s", path, opt,
+			 strerror_r(err, ebuf, sizeof(ebuf)));
+		rc = -EINVAL;
+	} else if (n > SB_SECRET_MAX) {
+		snprintf(msg, msglen, "%.200s, the file of %s, is over %d bytes: "
+			 "it must hold the secret alone", path, opt, SB_SECRET_MAX);
+		rc = -EINVAL;
+	} else {
+		if (n && buf[n - 1] == '\n') {
+			n--;
+			if (n && buf[n - 1] == '\r')
+				n--;
+		}
+		if (!n) {
+			snprintf(msg, msglen, "%.200s, the file of %s, is empty: "
+				 "write the secret in it", path, opt);
+			rc = -EINVAL;
+		} else {
+			rc = set_secret(s, opt, buf, n, SB_SECRET_FILE, msg, msglen);
+		}
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
 static int set_value(struct sb_config *cfg, const struct option_spec *sp,
 		     const char *value, char *msg, size_t msglen)
 {
 	char *field = (char *)cfg + sp->offset;
 	double v;
 
-	if (sp->kind == K_STR) {
+	if (sp->kind == K_SECRET) {
+		if (!*value) {
+			snprintf(msg, msglen, "option '%s' needs a value", sp->name);
+			return -EINVAL;
+		}
+		return set_secret((struct sb_secret *)(void *)field, sp->name, value,
+				  strlen(value), SB_SECRET_ARG, msg, msglen);
+	}
+	if (sp->kind == K_SECRET_FILE)
+		return read_secret_file((struct sb_secret *)(void *)field, sp->name,
+					value, msg, msglen);
+	if (sp->kind == K_ICE)
+		return add_ice_server(cfg, sp->name, value, msg, msglen);
+	if (sp->kind == K_TEXT) {
+		for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+			if (*c < ' ' || *c == 0x7f) {
+				snprintf(msg, msglen, "the value for %s holds a "
+					 "control character", sp->name);
+				return -EINVAL;
+			}
+		}
+	}
+	if (sp->kind == K_STR || sp->kind == K_TEXT) {
 		if (!*value) {
 			snprintf(msg, msglen, "option '%s' needs a value", sp->name);
 			return -EINVAL;
@@ -370,7 +633,7 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 {
 	for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
 		const struct option_spec *sp = &specs[k];
-		char var[64], why[200];
+		char var[64], why[256];
 		const char *value;
 
 		env_name(sp, var);
@@ -378,12 +641,20 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 		if (!value || !*value)
 			continue;
 		if (is_list(sp->kind)) {
-			/* a list: values separated by commas */
-			char item[SB_ORIGIN_MAX + 1];
+			/* a list: values separated by commas; ICE servers by
+			 * commas or spaces, and empty ones skipped */
+			const char *seps = sp->kind == K_ICE ? ", \t" : ",";
+			char item[(SB_ORIGIN_MAX > SB_ICE_URI_MAX ? SB_ORIGIN_MAX
+								  : SB_ICE_URI_MAX) + 1];
 
 			list_clear(cfg, sp);
 			while (*value) {
-				size_t len = strcspn(value, ",");
+				size_t len = strcspn(value, seps);
+
+				if (!len && sp->kind == K_ICE) {
+					value++;
+					continue;
+				}
 
 				/* refused whole: a cut value is not the one given */
 				if (len >= sizeof(item)) {
@@ -398,8 +669,8 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 					snprintf(msg, msglen, "%s: %s", var, why);
 					return -EINVAL;
 				}
-				value += strcspn(value, ",");
-				if (*value == ',')
+				value += len;
+				if (*value)
 					value++;
 			}
 			continue;
@@ -412,10 +683,80 @@ int sb_config_env(struct sb_config *cfg, const char *(*get)(const char *name),
 	return 0;
 }
 
+/* The options that set the key of room tokens, into names[]; how many. */
+static int auth_options(const struct sb_config *cfg, const char *names[3])
+{
+	int n = 0;
+
+	if (cfg->auth_secret.from & SB_SECRET_ARG)
+		names[n++] = "--auth-secret";
+	if (cfg->auth_secret.from & SB_SECRET_FILE)
+		names[n++] = "--auth-secret-file";
+	if (cfg->auth_public_key[0])
+		names[n++] = "--auth-public-key";
+	return n;
+}
+
+/* The first turn: or turns: URI of cfg, or NULL. */
+static const char *first_turn(const struct sb_config *cfg)
+{
+	for (int i = 0; i < cfg->ice_count; i++)
+		if (ice_is_turn(cfg->ice_servers[i]))
+			return cfg->ice_servers[i];
+	return NULL;
+}
+
 int sb_config_check(const struct sb_config *cfg, char *msg, size_t msglen)
 {
+	const char *auth[3], *turn = first_turn(cfg);
+	int nauth = auth_options(cfg, auth);
+	unsigned tfrom = cfg->turn_secret.from;
+	const char *tname = tfrom & SB_SECRET_FILE ? "--turn-secret-file"
+						   : "--turn-secret";
+
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
 		snprintf(msg, msglen, "--tls-cert and --tls-key go together");
+		return -EINVAL;
+	}
+	if (nauth == 3) {
+		snprintf(msg, msglen, "%s, %s and %s are all set (on the command "
+			 "line or in the environment): room tokens take one key, "
+			 "keep only one of them", auth[0], auth[1], auth[2]);
+		return -EINVAL;
+	}
+	if (nauth == 2) {
+		snprintf(msg, msglen, "%s and %s are both set (on the command line "
+			 "or in the environment): room tokens take one key, keep "
+			 "only one of them", auth[0], auth[1]);
+		return -EINVAL;
+	}
+	if (!nauth && (cfg->auth_audience[0] || cfg->auth_issuer[0])) {
+		const char *opt = cfg->auth_audience[0] ? "--auth-audience"
+							: "--auth-issuer";
+
+		snprintf(msg, msglen, "%s checks room tokens, which are off: set "
+			 "--auth-secret-file, --auth-secret or --auth-public-key "
+			 "too, or drop %s", opt, opt);
+		return -EINVAL;
+	}
+	if ((tfrom & SB_SECRET_ARG) && (tfrom & SB_SECRET_FILE)) {
+		snprintf(msg, msglen, "--turn-secret and --turn-secret-file are both "
+			 "set (on the command line or in the environment): keep "
+			 "only one of them");
+		return -EINVAL;
+	}
+	if (turn && !cfg->turn_secret.len) {
+		snprintf(msg, msglen, "--ice-server %.64s needs a TURN secret for its "
+			 "credentials: set --turn-secret-file (or --turn-secret) to "
+			 "the TURN server's shared secret, or give stun: URIs only",
+			 turn);
+		return -EINVAL;
+	}
+	if (!turn && cfg->turn_secret.len) {
+		snprintf(msg, msglen, "%s is set but no --ice-server is a turn: or "
+			 "turns: URI, so no credential would use it: add the TURN "
+			 "server (--ice-server turn:HOST:3478) or drop %s", tname,
+			 tname);
 		return -EINVAL;
 	}
 	return 0;
@@ -456,7 +797,8 @@ int sb_config_parse(struct sb_config *cfg, int argc, char *const argv[],
 			}
 		}
 		if (!sp) {
-			snprintf(msg, msglen, "unknown option '%s'", arg);
+			/* not the value after '=': it may be a secret */
+			snprintf(msg, msglen, "unknown option '%.*s'", (int)namelen, arg);
 			return -EINVAL;
 		}
 		if (!value) {
@@ -534,6 +876,36 @@ void sb_config_describe(const struct sb_config *cfg, char *out, size_t cap)
 	if (cfg->ntrusted)
 		put(out, &n, cap, ", %d trusted prox%s", cfg->ntrusted,
 		    cfg->ntrusted == 1 ? "y" : "ies");
+	/* what verifies tokens, never the secret itself */
+	if (cfg->auth_public_key[0]) {
+		put(out, &n, cap, ", tokens RS256 or ES256 (key %s",
+		    cfg->auth_public_key);
+	} else if (cfg->auth_secret.len) {
+		put(out, &n, cap, ", tokens HS256");
+	} else {
+		put(out, &n, cap, ", tokens off");
+	}
+	if (cfg->auth_public_key[0] || cfg->auth_secret.len) {
+		const char *sep = cfg->auth_public_key[0] ? ", " : " (";
+
+		if (cfg->auth_audience[0]) {
+			put(out, &n, cap, "%saudience %s", sep, cfg->auth_audience);
+			sep = ", ";
+		}
+		if (cfg->auth_issuer[0]) {
+			put(out, &n, cap, "%sissuer %s", sep, cfg->auth_issuer);
+			sep = ", ";
+		}
+		if (strcmp(sep, " ("))
+			put(out, &n, cap, ")");
+	}
+	if (!cfg->ice_count)
+		put(out, &n, cap, ", ICE servers none");
+	else if (first_turn(cfg) && cfg->turn_secret.len)
+		put(out, &n, cap, ", ICE servers %d (TURN credentials for %d s)",
+		    cfg->ice_count, cfg->turn_ttl);
+	else
+		put(out, &n, cap, ", ICE servers %d", cfg->ice_count);
 	if (cfg->redis.set) {
 		char url[SB_REDIS_HOST_MAX + SB_REDIS_SECRET_MAX + 40];
 

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 {
 	static struct sb_server srv;
 	struct sb_config cfg;
-	char msg[256];
+	char msg[512];	/* a refusal says how to fix it: room for a URI too */
 	sigset_t set;
 	int rc, sig;
 

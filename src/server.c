@@ -375,7 +375,8 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 	if (!srv->acceptor)
 		return -ENOMEM;
 	{
-		char what[1024 + SB_ORIGINS_MAX * SB_ORIGIN_MAX];
+		char what[1024 + SB_ORIGINS_MAX * SB_ORIGIN_MAX + SB_PATH_MAX +
+			  2 * SB_CLAIM_MAX];
 
 		sb_config_describe(&srv->cfg, what, sizeof(what));
 		sb_log(SB_LOG_INFO, 0, "ready at %s: %s; web root %s", srv->url, what,

@@ -1,8 +1,12 @@
 // The command line: help, version, bad options (exit 2), the listening line,
-// and the listen address (IPv4, IPv6, dual-stack default).
+// the listen address (IPv4, IPv6, dual-stack default), and the options of
+// room tokens, ICE servers and TURN (their refusals, and no secret shown).
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { connect } from './lib/client.mjs';
 import { T, httpGet, runServer, startServer, waitFor } from './lib/harness.mjs';
@@ -120,8 +124,8 @@ describe('the ready line', () => {
     const srv = await startServer(['--port', '0', '--workers', '1'], { t, raw: true });
     assert.match(await ready(srv), new RegExp(`^http://localhost:${srv.port}/: 1 worker, TLS off, Origin any, `
       + 'limits: connections unlimited, per address unlimited, peers per room unlimited, '
-      + 'message 65536 B, field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s; '
-      + 'web root /.*web \\(\\d+ files\\)$'));
+      + 'message 65536 B, field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s, '
+      + 'tokens off, ICE servers none; web root /.*web \\(\\d+ files\\)$'));
   });
 
   test('a bound address, the limits set, an Origin list and no web root', async (t) => {
@@ -134,7 +138,7 @@ describe('the ready line', () => {
     assert.equal(await ready(srv), `http://127.0.0.1:${srv.port}/: 3 workers, TLS off, `
       + 'Origin https://a.example null, limits: connections 100, per address 5, peers per room 4, '
       + 'message 4096 B, field 64 B, backlog 200000 B, rate 10/s, heartbeat off, handshake 7 s, '
-      + '1 trusted proxy; web root none');
+      + '1 trusted proxy, tokens off, ICE servers none; web root none');
   });
 
   test('in JSON, the same words', async (t) => {
@@ -144,6 +148,87 @@ describe('the ready line', () => {
       .find((o) => o.msg.startsWith('ready at ')), T(5000), 'the ready line');
     assert.match(line.msg, new RegExp(`^ready at http://127\\.0\\.0\\.1:${srv.port}/: 2 workers, TLS off, Origin any, `));
     assert.equal(line.level, 'info');
+  });
+});
+
+describe('room tokens, ICE servers and TURN', () => {
+  // Recognisable secrets, looked for in everything the server prints.
+  const SECRET = 'Zq7-sekrit-Wm4';
+  const TURN = 'Tn9-turnkey-Rx2';
+
+  function noSecret(text, where) {
+    assert.ok(!text.includes(SECRET) && !text.includes(TURN), `a secret in ${where}:\n${text}`);
+  }
+
+  function secretFiles(t) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-secret-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const auth = path.join(dir, 'auth');
+    const turn = path.join(dir, 'turn');
+    writeFileSync(auth, `${SECRET}\n`);
+    writeFileSync(turn, `${TURN}\r\n`);
+    return { dir, auth, turn };
+  }
+
+  test('a turn: URI without a TURN secret exits 2 saying what to set', async (t) => {
+    if (isReference()) return t.skip('the reference has no ICE servers');
+    for (const [args, env] of [[['--port', '0', '--ice-server', 'turn:turn.example.com:3478'], {}],
+      [['--port', '0'], { SWITCHBOARD_ICE_SERVER: 'stun:stun.example.com turn:turn.example.com:3478' }]]) {
+      const r = await runServer(args, { env });
+      assert.equal(r.code, 2, `${JSON.stringify(args)} ${JSON.stringify(env)}: ${r.stderr}`);
+      assert.match(r.stderr, /^switchboard: --ice-server turn:turn\.example\.com:3478 needs a TURN secret for its credentials: set --turn-secret-file \(or --turn-secret\)/);
+      assert.doesNotMatch(r.stdout, /listening/);
+    }
+  });
+
+  test('other refusals exit 2 with one line each, and no secret', async (t) => {
+    if (isReference()) return t.skip('the reference has no such options');
+    const { dir, auth } = secretFiles(t);
+    const cases = [
+      [['--ice-server', 'stun://stun.example.com'], {},
+        /bad value 'stun:\/\/stun\.example\.com' for --ice-server \('\/\/' after the scheme/],
+      [['--ice-server', `turn:user:${SECRET}@turn.example.com`], {}, /--ice-server holds '@'/],
+      [['--auth-secret-file', path.join(dir, 'missing')], {},
+        /cannot read .*missing for --auth-secret-file: No such file or directory/],
+      [['--turn-secret-file', dir], {}, /cannot read .* for --turn-secret-file: Is a directory/],
+      [['--auth-secret-file', auth], { SWITCHBOARD_AUTH_SECRET: SECRET },
+        /--auth-secret and --auth-secret-file are both set/],
+      [['--auth-public-key', auth, '--auth-secret', SECRET], {}, /--auth-secret and --auth-public-key are both set/],
+      [['--turn-secret', TURN], {}, /--turn-secret is set but no --ice-server is a turn: or turns: URI/],
+      [['--auth-audience', 'app'], {}, /--auth-audience checks room tokens, which are off/],
+      [['--turn-ttl', '59'], {}, /--turn-ttl \(expected a whole number from 60 to 604800\)/],
+      [['--auth-secretx=' + SECRET], {}, /unknown option '--auth-secretx'/],
+    ];
+    for (const [args, env, want] of cases) {
+      const r = await runServer(['--port', '0', ...args], { env });
+      assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+      assert.match(r.stderr, want);
+      assert.equal(r.stderr.split('\n').filter(Boolean).length, 2, `one line and the hint: ${r.stderr}`);
+      noSecret(r.stderr + r.stdout, `the refusal of ${JSON.stringify(args)}`);
+    }
+  });
+
+  test('a secret on the command line, in a file or in the environment never shows', async (t) => {
+    if (isReference()) return t.skip('the reference has no such options');
+    const { auth, turn } = secretFiles(t);
+    const cases = [
+      [['--auth-secret', SECRET, '--ice-server', 'turn:t.example', '--turn-secret', TURN], {}],
+      [['--auth-secret-file', auth, '--ice-server', 'stun:s.example', '--ice-server', 'turn:t.example',
+        '--turn-secret-file', turn], {}],
+      [[], { SWITCHBOARD_AUTH_SECRET: SECRET, SWITCHBOARD_TURN_SECRET: TURN,
+        SWITCHBOARD_ICE_SERVER: 'stun:s.example, turn:t.example' }],
+      [[], { SWITCHBOARD_AUTH_SECRET_FILE: auth, SWITCHBOARD_TURN_SECRET_FILE: turn,
+        SWITCHBOARD_ICE_SERVER: 'turn:t.example' }],
+    ];
+    for (const [args, env] of cases) {
+      const srv = await startServer([...args, '--workers', '1', '--log-level', 'debug'], { t, env });
+      const m = await waitFor(() => / info \[main\] ready at (.*)\n/.exec(srv.stderr()), T(5000), 'the ready line');
+      assert.match(m[1], /, tokens HS256, ICE servers [12] \(TURN credentials for 86400 s\); web root /);
+      noSecret((await httpGet(srv, '/metrics')).body, '/metrics');
+      await srv.finish();
+      noSecret(srv.stdout(), 'standard output');
+      noSecret(srv.stderr(), 'standard error');
+    }
   });
 });
 

@@ -11,7 +11,8 @@
  * keep every value within its documented bounds, and must be accepted again,
  * unchanged, when written back as a command line.  The environment alone
  * must mean what the same values mean as options (a list variable's
- * comma-separated items as repeated options).
+ * comma-separated items as repeated options; SWITCHBOARD_ICE_SERVER's
+ * items separated by commas or spaces, empty ones skipped).
  */
 #include "fuzz.h"
 
@@ -95,6 +96,25 @@ static void check_env_as_argv(void)
 			continue;
 		list = !strcmp(opts[i], "--allowed-origin") ||
 		       !strcmp(opts[i], "--trusted-proxy");
+		if (!strcmp(opts[i], "--ice-server")) {
+			while (*v) {
+				size_t len = strcspn(v, ", \t");
+
+				if (len) {
+					if (argc + 2 >= (int)(sizeof(argv) / sizeof(argv[0])))
+						goto out;
+					memcpy(items + total, v, len);
+					items[total + len] = '\0';
+					argv[argc++] = opts[i];
+					argv[argc++] = items + total;
+					total += len + 1;
+				}
+				v += len;
+				if (*v)
+					v++;
+			}
+			continue;
+		}
 		/* a list's items, or the whole value */
 		for (;;) {
 			size_t len = list ? strcspn(v, ",") : strlen(v);
@@ -178,7 +198,39 @@ static void check_bounds(const struct sb_config *c)
 		      "handshake timeout %d", c->handshake_timeout);
 	SB_FUZZ_CHECK(terminated(c->tls_cert, SB_PATH_MAX) &&
 		      terminated(c->tls_key, SB_PATH_MAX) &&
-		      terminated(c->web_root, SB_PATH_MAX), "paths");
+		      terminated(c->web_root, SB_PATH_MAX) &&
+		      terminated(c->auth_public_key, SB_PATH_MAX), "paths");
+	SB_FUZZ_CHECK(terminated(c->auth_audience, SB_CLAIM_MAX) &&
+		      terminated(c->auth_issuer, SB_CLAIM_MAX), "claims");
+	SB_FUZZ_CHECK(c->auth_secret.len <= SB_SECRET_MAX &&
+		      c->turn_secret.len <= SB_SECRET_MAX &&
+		      !(c->auth_secret.from & ~3u) && !(c->turn_secret.from & ~3u) &&
+		      !c->auth_secret.len == !c->auth_secret.from &&
+		      !c->turn_secret.len == !c->turn_secret.from, "secrets");
+	SB_FUZZ_CHECK(c->ice_count >= 0 && c->ice_count <= SB_ICE_SERVERS_MAX,
+		      "ice_count %d", c->ice_count);
+	for (int i = 0; i < c->ice_count; i++)
+		SB_FUZZ_CHECK(terminated(c->ice_servers[i], SB_ICE_URI_MAX) &&
+			      (!strncmp(c->ice_servers[i], "stun", 4) ||
+			       !strncmp(c->ice_servers[i], "turn", 4)), "ice %d", i);
+	SB_FUZZ_CHECK(c->turn_ttl >= 60 && c->turn_ttl <= 604800, "turn ttl %d",
+		      c->turn_ttl);
+}
+
+/* The secret s as an option's value, NUL-terminated in buf, or NULL when
+ * it has none or holds a NUL (a file's may; no argument can). */
+static char *secret_arg(const struct sb_secret *s, char buf[SB_SECRET_MAX + 1])
+{
+	if (!s->len || memchr(s->bytes, '\0', s->len))
+		return NULL;
+	memcpy(buf, s->bytes, s->len);
+	buf[s->len] = '\0';
+	return buf;
+}
+
+static bool same_secret(const struct sb_secret *a, const struct sb_secret *b)
+{
+	return a->len == b->len && !memcmp(a->bytes, b->bytes, a->len);
 }
 
 /* Writes c back as a command line, parses it over the defaults, and wants
@@ -187,7 +239,11 @@ static void check_round_trip(struct sb_config *c)
 {
 	static char *const levels[] = { "error", "warn", "info", "debug" };
 	static char nums[16][400], cidrs[SB_TRUSTED_MAX][SB_ADDR_STRLEN + 8];
-	char *argv[MAX_ARGS * 2 + 2 * (SB_ORIGINS_MAX + SB_TRUSTED_MAX)];
+	static char auth[SB_SECRET_MAX + 1], turn[SB_SECRET_MAX + 1];
+	char *argv[MAX_ARGS * 2 + 2 * (SB_ORIGINS_MAX + SB_TRUSTED_MAX +
+				       SB_ICE_SERVERS_MAX)];
+	char *auth_arg = secret_arg(&c->auth_secret, auth);
+	char *turn_arg = secret_arg(&c->turn_secret, turn);
 	struct sb_config d;
 	char msg[256];
 	int argc = 0, nn = 0, rc;
@@ -246,6 +302,31 @@ static void check_round_trip(struct sb_config *c)
 		ARG("--web-root");
 		ARG(c->web_root);
 	}
+	if (auth_arg) {
+		ARG("--auth-secret");
+		ARG(auth_arg);
+	}
+	if (c->auth_public_key[0]) {
+		ARG("--auth-public-key");
+		ARG(c->auth_public_key);
+	}
+	if (c->auth_audience[0]) {
+		ARG("--auth-audience");
+		ARG(c->auth_audience);
+	}
+	if (c->auth_issuer[0]) {
+		ARG("--auth-issuer");
+		ARG(c->auth_issuer);
+	}
+	for (int i = 0; i < c->ice_count; i++) {
+		ARG("--ice-server");
+		ARG(c->ice_servers[i]);
+	}
+	if (turn_arg) {
+		ARG("--turn-secret");
+		ARG(turn_arg);
+	}
+	NUM("--turn-ttl", "%d", c->turn_ttl);
 #undef ARG
 #undef NUM
 
@@ -266,8 +347,18 @@ static void check_round_trip(struct sb_config *c)
 		      d.handshake_timeout == c->handshake_timeout &&
 		      !strcmp(d.tls_cert, c->tls_cert) &&
 		      !strcmp(d.tls_key, c->tls_key) &&
-		      !strcmp(d.web_root, c->web_root),
+		      !strcmp(d.web_root, c->web_root) &&
+		      !strcmp(d.auth_public_key, c->auth_public_key) &&
+		      !strcmp(d.auth_audience, c->auth_audience) &&
+		      !strcmp(d.auth_issuer, c->auth_issuer) &&
+		      d.turn_ttl == c->turn_ttl,
 		      "written back, read differently");
+	SB_FUZZ_CHECK((!auth_arg || same_secret(&d.auth_secret, &c->auth_secret)) &&
+		      (!turn_arg || same_secret(&d.turn_secret, &c->turn_secret)),
+		      "secrets written back, read differently");
+	SB_FUZZ_CHECK(d.ice_count == c->ice_count, "ICE servers written back differ");
+	for (int i = 0; i < c->ice_count; i++)
+		SB_FUZZ_CHECK(!strcmp(d.ice_servers[i], c->ice_servers[i]), "ice %d", i);
 	SB_FUZZ_CHECK(d.norigins == c->norigins && d.ntrusted == c->ntrusted,
 		      "lists written back differ");
 	for (int i = 0; i < c->norigins; i++)

@@ -2,7 +2,9 @@
  * The command line (sb_config): the defaults of docs/protocol.md, every option
  * in its --opt value, --opt=value and short forms, help and version, and
  * the refusals (unknown option, missing value, bad or out-of-range value)
- * with a message.
+ * with a message; the options of room tokens, ICE servers and TURN, their
+ * secret files, the checks across options, and that no secret ever shows
+ * in a message or in the summary.
  */
 #include "check.h"
 
@@ -11,7 +13,20 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* Recognisable secrets: no message and no summary may ever hold them. */
+#define SECRET "Zq7-sekrit-Wm4"
+#define SECRET2 "Tn9-otherkey-Rx2"
+
+static void no_secret(const char *text)
+{
+	if (strstr(text, SECRET) || strstr(text, SECRET2))
+		fprintf(stderr, "  a secret in '%s'\n", text);
+	CHECK(strstr(text, SECRET) == NULL);
+	CHECK(strstr(text, SECRET2) == NULL);
+}
 
 enum { MAX_ARGS = 32, ARG_LEN = 400 };
 
@@ -78,6 +93,7 @@ static void expect_refused(const char *mention, ...)
 	CHECK_EQ_INT(rc, -EINVAL);
 	CHECK(msg[0] != '\0');
 	CHECK(strchr(msg, '\n') == NULL);	/* one line */
+	no_secret(msg);
 	if (!strstr(msg, mention)) {
 		fprintf(stderr, "  message '%s' does not mention '%s'\n", msg,
 			mention);
@@ -105,6 +121,16 @@ static void test_defaults(void)
 	CHECK_EQ_DOUBLE(cfg.rate, 0);
 	CHECK_EQ_DOUBLE(cfg.drain_timeout, 5);
 	CHECK_EQ_INT(cfg.log_level, SB_LOG_INFO);
+	/* tokens and ICE servers off, TURN credentials for a day */
+	CHECK_EQ_SIZE(cfg.auth_secret.len, 0);
+	CHECK_EQ_INT(cfg.auth_secret.from, 0);
+	CHECK_EQ_STR(cfg.auth_public_key, "");
+	CHECK_EQ_STR(cfg.auth_audience, "");
+	CHECK_EQ_STR(cfg.auth_issuer, "");
+	CHECK_EQ_INT(cfg.ice_count, 0);
+	CHECK_EQ_SIZE(cfg.turn_secret.len, 0);
+	CHECK_EQ_INT(cfg.turn_secret.from, 0);
+	CHECK_EQ_INT(cfg.turn_ttl, 86400);
 }
 
 static void test_no_arguments(void)
@@ -287,7 +313,9 @@ static void test_help_and_version(void)
 		"--port", "-p", "--bind", "-b", "--workers", "-w",
 		"--max-message", "--max-field", "--max-room-peers",
 		"--max-backlog", "--heartbeat", "--rate", "--drain-timeout",
-		"--help", "-h", "--version",
+		"--help", "-h", "--version", "--auth-secret", "--auth-secret-file",
+		"--auth-public-key", "--auth-audience", "--auth-issuer",
+		"--ice-server", "--turn-secret", "--turn-secret-file", "--turn-ttl",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!strstr(sb_config_usage, names[i]))
@@ -314,6 +342,11 @@ static void test_unknown_and_missing(void)
 	expect_refused("--", "--", (char *)NULL);
 	expect_refused("extra", "-p", "1", "extra", (char *)NULL);
 	expect_refused("--nope", "-p", "1", "--nope", (char *)NULL);
+	/* a mistyped secret option: named without its value */
+	expect_refused("unknown option '--auth-secrets'", "--auth-secrets=" SECRET,
+		       (char *)NULL);
+	expect_refused("unknown option '--turn-secret-fil'",
+		       "--turn-secret-fil=" SECRET, (char *)NULL);
 
 	/* a value-taking option at the end */
 	expect_refused("--port", "--port", (char *)NULL);
@@ -790,7 +823,8 @@ static void test_describe(void)
 	sb_config_describe(&cfg, out, sizeof(out));
 	CHECK_EQ_STR(out, "1 worker, TLS off, Origin any, limits: connections unlimited, "
 			  "per address unlimited, peers per room unlimited, message 65536 B, "
-			  "field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s");
+			  "field 128 B, backlog 1048576 B, rate off, heartbeat 30 s, handshake 10 s, "
+			  "tokens off, ICE servers none");
 	cfg.workers = 4;
 	strcpy(cfg.tls_cert, "c.pem");
 	strcpy(cfg.origins[0], "https://a.example");
@@ -806,11 +840,627 @@ static void test_describe(void)
 	CHECK_EQ_STR(out, "4 workers, TLS on, Origin https://a.example null, limits: "
 			  "connections 10, per address 2, peers per room 8, message 65536 B, "
 			  "field 128 B, backlog 1048576 B, rate 2.5/s, heartbeat off, handshake 10 s, "
-			  "2 trusted proxies");
+			  "2 trusted proxies, tokens off, ICE servers none");
 	sb_config_describe(&cfg, small, sizeof(small));
 	CHECK_EQ_STR(small, "4 workers, TLS on, Orig");
 	sb_config_describe(&cfg, small, 1);
 	CHECK_EQ_STR(small, "");
+}
+
+/* ------------------------------------------------ tokens, ICE and TURN */
+
+/* A directory of the test's own for secret files, removed at the end. */
+static char tmpdir[] = "/tmp/sb-test-config-XXXXXX";
+
+/* Writes data[0..len) to the file name in tmpdir; its path into path. */
+static void write_file(const char *name, const void *data, size_t len,
+		       char path[256])
+{
+	FILE *f;
+
+	snprintf(path, 256, "%s/%s", tmpdir, name);
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	CHECK_EQ_SIZE(fwrite(data, 1, len, f), len);
+	CHECK_EQ_INT(fclose(f), 0);
+}
+
+/* Parses the NULL-terminated arguments over the defaults, and wants them
+ * accepted and then refused by sb_config_check with a one-line message
+ * holding mention and no secret. */
+static void check_refused(const char *mention, ...)
+{
+	static struct args a;
+	struct sb_config cfg;
+	char msg[1024] = "";
+	va_list ap;
+
+	va_start(ap, mention);
+	args_build(&a, ap);
+	va_end(ap);
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, a.argc, a.argv, msg, sizeof(msg)),
+		     SB_CONFIG_RUN);
+	CHECK_EQ_INT(sb_config_check(&cfg, msg, sizeof(msg)), -EINVAL);
+	CHECK(strchr(msg, '\n') == NULL);
+	no_secret(msg);
+	if (!strstr(msg, mention))
+		fprintf(stderr, "  message '%s' does not mention '%s'\n", msg, mention);
+	CHECK(strstr(msg, mention) != NULL);
+}
+
+/* The arguments pass sb_config_parse and sb_config_check. */
+static void check_accepted(struct sb_config *cfg, ...)
+{
+	static struct args a;
+	char msg[1024] = "";
+	va_list ap;
+
+	va_start(ap, cfg);
+	args_build(&a, ap);
+	va_end(ap);
+	sb_config_defaults(cfg);
+	CHECK_EQ_INT(sb_config_parse(cfg, a.argc, a.argv, msg, sizeof(msg)),
+		     SB_CONFIG_RUN);
+	if (sb_config_check(cfg, msg, sizeof(msg)))
+		fprintf(stderr, "  refused: %s\n", msg);
+	CHECK_EQ_INT(sb_config_check(cfg, msg, sizeof(msg)), 0);
+}
+
+static void check_secret(const struct sb_secret *s, const void *want, size_t len,
+			 unsigned from)
+{
+	CHECK_EQ_MEM(s->bytes, s->len, want, len);
+	CHECK_EQ_INT(s->from, from);
+	for (size_t i = len; i < SB_SECRET_MAX; i++)
+		CHECK_EQ_INT(s->bytes[i], 0);
+}
+
+/* --auth-secret and --turn-secret: the value as it is, any length up to
+ * SB_SECRET_MAX, and the last one given wins with nothing of an earlier
+ * one left. */
+static void test_secret_values(void)
+{
+	static char big[SB_SECRET_MAX + 2];
+	struct sb_config cfg;
+	char msg[1024];
+	char a0[] = "switchboard", a1[] = "--auth-secret", a2[] = "--turn-secret";
+	char *argv[] = { a0, a1, big, NULL };
+
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--auth-secret", SECRET,
+			   "--turn-secret=" SECRET2, (char *)NULL), SB_CONFIG_RUN);
+	check_secret(&cfg.auth_secret, SECRET, strlen(SECRET), SB_SECRET_ARG);
+	check_secret(&cfg.turn_secret, SECRET2, strlen(SECRET2), SB_SECRET_ARG);
+
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--auth-secret", "a long first one",
+			   "--auth-secret=xy", (char *)NULL), SB_CONFIG_RUN);
+	check_secret(&cfg.auth_secret, "xy", 2, SB_SECRET_ARG);
+
+	memset(big, 'k', SB_SECRET_MAX);
+	big[SB_SECRET_MAX] = '\0';
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	check_secret(&cfg.auth_secret, big, SB_SECRET_MAX, SB_SECRET_ARG);
+	argv[1] = a2;
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	check_secret(&cfg.turn_secret, big, SB_SECRET_MAX, SB_SECRET_ARG);
+	big[SB_SECRET_MAX] = 'k';
+	big[SB_SECRET_MAX + 1] = '\0';
+	for (int i = 0; i < 2; i++) {
+		argv[1] = i ? a2 : a1;
+		sb_config_defaults(&cfg);
+		msg[0] = '\0';
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), -EINVAL);
+		CHECK(strstr(msg, argv[1]) != NULL);
+		CHECK(strstr(msg, "longer than 4096 bytes") != NULL);
+		CHECK(strstr(msg, "kkkk") == NULL);
+	}
+
+	expect_refused("--auth-secret", "--auth-secret", "", (char *)NULL);
+	expect_refused("--auth-secret", "--auth-secret=", (char *)NULL);
+	expect_refused("--auth-secret", "--auth-secret", (char *)NULL);
+	expect_refused("--turn-secret", "--turn-secret=", (char *)NULL);
+}
+
+/* Expects --auth-secret-file (or --turn-secret-file) path to be refused
+ * with a message holding mention, naming the option and no secret. */
+static void file_refused(const char *opt, const char *path, const char *mention)
+{
+	struct sb_config cfg;
+	char msg[1024];
+
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), opt, path, (char *)NULL), -EINVAL);
+	no_secret(msg);
+	CHECK(strchr(msg, '\n') == NULL);
+	if (!strstr(msg, mention) || !strstr(msg, opt))
+		fprintf(stderr, "  '%s' lacks '%s' or '%s'\n", msg, mention, opt);
+	CHECK(strstr(msg, mention) != NULL);
+	CHECK(strstr(msg, opt) != NULL);
+}
+
+/* The secret files: one trailing newline dropped, the bytes kept as they
+ * are otherwise, bounded, not empty; an unreadable file named with the
+ * reason. */
+static void test_secret_files(void)
+{
+	static const struct {
+		const char *content;
+		size_t len;
+		const char *want;
+		size_t want_len;
+	} cases[] = {
+		{ SECRET "\n", sizeof(SECRET), SECRET, sizeof(SECRET) - 1 },
+		{ SECRET "\r\n", sizeof(SECRET) + 1, SECRET, sizeof(SECRET) - 1 },
+		{ SECRET, sizeof(SECRET) - 1, SECRET, sizeof(SECRET) - 1 },
+		/* only one newline: the rest is the secret's */
+		{ SECRET "\n\n", sizeof(SECRET) + 1, SECRET "\n", sizeof(SECRET) },
+		{ SECRET "\r", sizeof(SECRET), SECRET "\r", sizeof(SECRET) },
+		{ " " SECRET " \n", sizeof(SECRET) + 2, " " SECRET " ", sizeof(SECRET) + 1 },
+		/* a binary secret, a NUL inside */
+		{ "a\0b\xff\n", 5, "a\0b\xff", 4 },
+	};
+	static const char *const opts[] = { "--auth-secret-file", "--turn-secret-file" };
+	static char big[SB_SECRET_MAX + 2];
+	struct sb_config cfg;
+	char msg[1024], path[256], want[512];
+
+	for (size_t o = 0; o < 2; o++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const struct sb_secret *s = o ? &cfg.turn_secret : &cfg.auth_secret;
+
+			write_file("secret", cases[i].content, cases[i].len, path);
+			CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), opts[o], path,
+					   (char *)NULL), SB_CONFIG_RUN);
+			check_secret(s, cases[i].want, cases[i].want_len, SB_SECRET_FILE);
+			CHECK_EQ_SIZE((o ? cfg.auth_secret : cfg.turn_secret).len, 0);
+		}
+
+		/* exactly the bound, and one more byte (a newline too) */
+		memset(big, 's', SB_SECRET_MAX);
+		write_file("big", big, SB_SECRET_MAX, path);
+		CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), opts[o], path, (char *)NULL),
+			     SB_CONFIG_RUN);
+		CHECK_EQ_SIZE(o ? cfg.turn_secret.len : cfg.auth_secret.len, SB_SECRET_MAX);
+		big[SB_SECRET_MAX] = '\n';
+		write_file("big", big, SB_SECRET_MAX + 1, path);
+		file_refused(opts[o], path, "is over 4096 bytes");
+		big[SB_SECRET_MAX] = 's';
+		write_file("big", big, SB_SECRET_MAX + 1, path);
+		file_refused(opts[o], path, "is over 4096 bytes");
+		CHECK(strstr(path, tmpdir) == path);
+
+		write_file("empty", "", 0, path);
+		file_refused(opts[o], path, "is empty");
+		write_file("newline", "\n", 1, path);
+		file_refused(opts[o], path, "is empty");
+		write_file("crlf", "\r\n", 2, path);
+		file_refused(opts[o], path, "is empty");
+		expect_refused(opts[o], opts[o], "", (char *)NULL);
+
+		snprintf(path, sizeof(path), "%s/missing", tmpdir);
+		snprintf(want, sizeof(want), "cannot read %s for %s: %s", path, opts[o],
+			 strerror(ENOENT));
+		file_refused(opts[o], path, want);
+		snprintf(want, sizeof(want), "cannot read %s for %s: %s", tmpdir,
+			 opts[o], strerror(EISDIR));
+		file_refused(opts[o], tmpdir, want);
+		/* root reads any file: an unreadable one only for others */
+		write_file("closed", SECRET, strlen(SECRET), path);
+		CHECK_EQ_INT(chmod(path, 0), 0);
+		if (geteuid() != 0) {
+			snprintf(want, sizeof(want), "cannot read %s for %s: %s", path,
+				 opts[o], strerror(EACCES));
+			file_refused(opts[o], path, want);
+		}
+	}
+
+	/* both forms: both bits, for sb_config_check to refuse */
+	write_file("secret", SECRET2 "\n", sizeof(SECRET2), path);
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--auth-secret", SECRET,
+			   "--auth-secret-file", path, (char *)NULL), SB_CONFIG_RUN);
+	check_secret(&cfg.auth_secret, SECRET2, strlen(SECRET2),
+		     SB_SECRET_ARG | SB_SECRET_FILE);
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--turn-secret-file", path,
+			   "--turn-secret", SECRET, (char *)NULL), SB_CONFIG_RUN);
+	check_secret(&cfg.turn_secret, SECRET, strlen(SECRET),
+		     SB_SECRET_ARG | SB_SECRET_FILE);
+}
+
+/* --auth-public-key, --auth-audience, --auth-issuer: text, bounded, with no
+ * control character. */
+static void test_token_options(void)
+{
+	static const char *const opts[] = {
+		"--auth-public-key", "--auth-audience", "--auth-issuer",
+	};
+	struct sb_config cfg;
+	char msg[1024], v[SB_PATH_MAX + 2];
+
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--auth-public-key", "/etc/sb/jwt.pem",
+			   "--auth-audience=signal app", "--auth-issuer",
+			   "https://auth.example/", (char *)NULL), SB_CONFIG_RUN);
+	CHECK_EQ_STR(cfg.auth_public_key, "/etc/sb/jwt.pem");
+	CHECK_EQ_STR(cfg.auth_audience, "signal app");
+	CHECK_EQ_STR(cfg.auth_issuer, "https://auth.example/");
+	CHECK_EQ_SIZE(cfg.auth_secret.len, 0);
+
+	for (size_t o = 0; o < 3; o++) {
+		size_t cap = o ? SB_CLAIM_MAX : SB_PATH_MAX;
+		char *field = o == 0 ? cfg.auth_public_key
+				     : o == 1 ? cfg.auth_audience : cfg.auth_issuer;
+		char a0[] = "switchboard", a1[32];
+		char *argv[] = { a0, a1, v, NULL };
+
+		snprintf(a1, sizeof(a1), "%s", opts[o]);
+		expect_refused(opts[o], opts[o], "", (char *)NULL);
+		expect_refused("control character", opts[o], "a\tb", (char *)NULL);
+		expect_refused("control character", opts[o], "a\x7f", (char *)NULL);
+		expect_refused("control character", opts[o], "x\n", (char *)NULL);
+		/* the longest that fits, and one more */
+		memset(v, 'a', cap - 1);
+		v[cap - 1] = '\0';
+		sb_config_defaults(&cfg);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+		CHECK_EQ_SIZE(strlen(field), cap - 1);
+		v[cap - 1] = 'a';
+		v[cap] = '\0';
+		sb_config_defaults(&cfg);
+		CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), -EINVAL);
+		CHECK(strstr(msg, opts[o]) != NULL);
+	}
+}
+
+/* --ice-server: the URIs of RFC 7064 and 7065 that browsers take, kept in
+ * order; every other form refused saying what is wrong, without quoting
+ * what could be a password or break the line. */
+static void test_ice_servers(void)
+{
+	static const char *const good[] = {
+		"stun:stun.l.google.com:19302", "stuns:stun.example.com",
+		"turn:turn.example.com", "turn:turn.example.com:3478?transport=udp",
+		"turns:turn.example.com:5349?transport=tcp", "turn:192.0.2.10:3478",
+		"turn:[2001:db8::1]:3478", "stun:[::1]", "turn:a_b-c.example:1",
+		"turn:h:65535", "turns:[::ffff:192.0.2.1]?transport=udp",
+	};
+	static const struct {
+		const char *uri, *why;
+	} bad[] = {
+		{ "http://turn.example.com", "not a stun:, stuns:, turn: or turns: URI" },
+		{ "STUN:stun.example.com", "not a stun:, stuns:, turn: or turns: URI" },
+		{ "turn", "not a stun:" },
+		{ "stun:", "no host" },
+		{ "turn::3478", "no host" },
+		{ "stun://stun.example.com", "'//' after the scheme" },
+		{ "stun:x:0", "a bad port" },
+		{ "stun:x:65536", "a bad port" },
+		{ "stun:x:", "a bad port" },
+		{ "stun:x:0003478", "a bad port" },
+		{ "stun:x:34a", "something after" },
+		{ "stun:x?transport=udp", "stun: URIs do not take" },
+		{ "turn:x?transport=sctp", "other than ?transport=udp" },
+		{ "turn:x?transport=udp&x=1", "other than ?transport=udp" },
+		{ "turn:x?", "other than ?transport=udp" },
+		{ "turn:[::1", "a bad IPv6 address" },
+		{ "turn:[]", "a bad IPv6 address" },
+		{ "turn:[zz::1]", "a bad IPv6 address" },
+		{ "turn:[192.0.2.1]", "a bad IPv6 address" },
+		{ "turn:x/path", "something after" },
+		{ "turn:x:3478/", "something after" },
+		{ "turn:h\xc3\xa9.example", "something after" },
+		{ "turn:ex ample", "a space, a quote" },
+		{ "turn:x\"", "a space, a quote" },
+		{ "turn:x'", "a space, a quote" },
+		{ "turn:x\\y", "a space, a quote" },
+		{ "turn:x\n", "a space, a quote" },
+		{ "turn:x\x7f", "a space, a quote" },
+		{ "turn:x\x01", "a space, a quote" },
+		{ "turn:user:" SECRET "@turn.example.com", "takes no user or password" },
+		{ "", "needs a value" },
+	};
+	struct sb_config cfg;
+	char msg[1024], uri[SB_ICE_URI_MAX + 2];
+	char a0[] = "switchboard", a1[] = "--ice-server";
+	char *argv[2 * SB_ICE_SERVERS_MAX + 4];
+	char many[SB_ICE_SERVERS_MAX + 1][32];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--ice-server", good[i],
+				   (char *)NULL), SB_CONFIG_RUN);
+		CHECK_EQ_INT(cfg.ice_count, 1);
+		CHECK_EQ_STR(cfg.ice_servers[0], good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		expect_refused(bad[i].why, "--ice-server", bad[i].uri, (char *)NULL);
+		expect_refused("--ice-server", "--ice-server", bad[i].uri, (char *)NULL);
+	}
+	/* a syntax error quotes the URI and says how to write one */
+	expect_refused("bad value 'turn:x/path' for --ice-server (something after "
+		       "the host and port): give stun:, stuns:, turn: or turns: then "
+		       "HOST[:PORT]", "--ice-server", "turn:x/path", (char *)NULL);
+
+	/* in the order given, stun and turn mixed */
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--ice-server", good[2],
+			   "--ice-server=" "stun:s.example", "--ice-server", good[4],
+			   (char *)NULL), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.ice_count, 3);
+	CHECK_EQ_STR(cfg.ice_servers[0], good[2]);
+	CHECK_EQ_STR(cfg.ice_servers[1], "stun:s.example");
+	CHECK_EQ_STR(cfg.ice_servers[2], good[4]);
+
+	/* 255 bytes fit, 256 do not */
+	memcpy(uri, "stun:", 5);
+	memset(uri + 5, 'a', SB_ICE_URI_MAX - 6);
+	uri[SB_ICE_URI_MAX - 1] = '\0';
+	argv[0] = a0;
+	argv[1] = a1;
+	argv[2] = uri;
+	argv[3] = NULL;
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_STR(cfg.ice_servers[0], uri);
+	uri[SB_ICE_URI_MAX - 1] = 'a';
+	uri[SB_ICE_URI_MAX] = '\0';
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 3, argv, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "--ice-server is longer than 255 bytes") != NULL);
+
+	/* at most SB_ICE_SERVERS_MAX */
+	for (int i = 0; i <= SB_ICE_SERVERS_MAX; i++) {
+		snprintf(many[i], sizeof(many[i]), "stun:s%d.example", i);
+		argv[1 + 2 * i] = a1;
+		argv[2 + 2 * i] = many[i];
+	}
+	argv[2 * SB_ICE_SERVERS_MAX + 3] = NULL;
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 2 * SB_ICE_SERVERS_MAX + 1, argv, msg,
+				     sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.ice_count, SB_ICE_SERVERS_MAX);
+	CHECK_EQ_STR(cfg.ice_servers[SB_ICE_SERVERS_MAX - 1], many[SB_ICE_SERVERS_MAX - 1]);
+	sb_config_defaults(&cfg);
+	CHECK_EQ_INT(sb_config_parse(&cfg, 2 * SB_ICE_SERVERS_MAX + 3, argv, msg,
+				     sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "at most 16 values for --ice-server") != NULL);
+}
+
+/* --turn-ttl: whole seconds from a minute to a week. */
+static void test_turn_ttl(void)
+{
+	struct sb_config cfg;
+	char msg[256];
+
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--turn-ttl", "60", (char *)NULL),
+		     SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.turn_ttl, 60);
+	CHECK_EQ_INT(parse(&cfg, msg, sizeof(msg), "--turn-ttl=604800", (char *)NULL),
+		     SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.turn_ttl, 604800);
+	CHECK_EQ_INT(cfg.port, 8080);
+	expect_refused("from 60 to 604800", "--turn-ttl", "59", (char *)NULL);
+	expect_refused("from 60 to 604800", "--turn-ttl", "604801", (char *)NULL);
+	expect_refused("--turn-ttl", "--turn-ttl", "3600.5", (char *)NULL);
+	expect_refused("--turn-ttl", "--turn-ttl", "-60", (char *)NULL);
+	expect_refused("--turn-ttl", "--turn-ttl", "1h", (char *)NULL);
+	expect_refused("--turn-ttl", "--turn-ttl", "", (char *)NULL);
+}
+
+/* Every new option from its variable; SWITCHBOARD_ICE_SERVER as a list
+ * split at commas and spaces; the command line wins, or, for two forms of
+ * one secret, both are seen and refused by the check. */
+static void test_environment_tokens_ice(void)
+{
+	static char file_var[300], turn_file_var[300];
+	static const char *env1[] = {
+		"SWITCHBOARD_AUTH_SECRET=" SECRET, "SWITCHBOARD_AUTH_AUDIENCE=app",
+		"SWITCHBOARD_AUTH_ISSUER=https://auth.example",
+		"SWITCHBOARD_ICE_SERVER= stun:a.example, turn:b.example:3478,,\t"
+		"turns:c.example?transport=tcp ,",
+		"SWITCHBOARD_TURN_SECRET=" SECRET2, "SWITCHBOARD_TURN_TTL=600", NULL,
+	};
+	static const char *env2[] = {
+		file_var, "SWITCHBOARD_AUTH_PUBLIC_KEY=/k.pem", turn_file_var, NULL,
+	};
+	static const char *env_bad_uri[] = {
+		"SWITCHBOARD_ICE_SERVER=stun:a.example,stun:b.example/x", NULL,
+	};
+	static const char *env_bad_file[] = { file_var, NULL };
+	static const char *env_empty_list[] = { "SWITCHBOARD_ICE_SERVER= , ,", NULL };
+	struct sb_config cfg;
+	char msg[1024] = "", path[256], out[2048];
+	char a0[] = "switchboard", a1[] = "--ice-server", a2[] = "stun:cli.example",
+	     a3[] = "--auth-secret", a4[] = "from-the-command-line";
+	char *argv[] = { a0, a1, a2, a3, a4, NULL };
+
+	sb_config_defaults(&cfg);
+	fake_env = env1;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	check_secret(&cfg.auth_secret, SECRET, strlen(SECRET), SB_SECRET_ARG);
+	CHECK_EQ_STR(cfg.auth_audience, "app");
+	CHECK_EQ_STR(cfg.auth_issuer, "https://auth.example");
+	CHECK_EQ_INT(cfg.ice_count, 3);
+	CHECK_EQ_STR(cfg.ice_servers[0], "stun:a.example");
+	CHECK_EQ_STR(cfg.ice_servers[1], "turn:b.example:3478");
+	CHECK_EQ_STR(cfg.ice_servers[2], "turns:c.example?transport=tcp");
+	check_secret(&cfg.turn_secret, SECRET2, strlen(SECRET2), SB_SECRET_ARG);
+	CHECK_EQ_INT(cfg.turn_ttl, 600);
+	CHECK_EQ_INT(sb_config_check(&cfg, msg, sizeof(msg)), 0);
+	sb_config_describe(&cfg, out, sizeof(out));
+	no_secret(out);
+	/* the command line's list replaces the environment's; its secret wins */
+	CHECK_EQ_INT(sb_config_parse(&cfg, 5, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.ice_count, 1);
+	CHECK_EQ_STR(cfg.ice_servers[0], "stun:cli.example");
+	check_secret(&cfg.auth_secret, a4, strlen(a4), SB_SECRET_ARG);
+
+	/* the file forms, and the key */
+	write_file("auth", SECRET "\n", sizeof(SECRET), path);
+	snprintf(file_var, sizeof(file_var), "SWITCHBOARD_AUTH_SECRET_FILE=%s", path);
+	write_file("turn", SECRET2 "\r\n", sizeof(SECRET2) + 1, path);
+	snprintf(turn_file_var, sizeof(turn_file_var),
+		 "SWITCHBOARD_TURN_SECRET_FILE=%s", path);
+	sb_config_defaults(&cfg);
+	fake_env = env2;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	check_secret(&cfg.auth_secret, SECRET, strlen(SECRET), SB_SECRET_FILE);
+	check_secret(&cfg.turn_secret, SECRET2, strlen(SECRET2), SB_SECRET_FILE);
+	CHECK_EQ_STR(cfg.auth_public_key, "/k.pem");
+	/* a file in the environment and a secret on the command line: both
+	 * are seen, and the check refuses them */
+	CHECK_EQ_INT(sb_config_parse(&cfg, 5, argv, msg, sizeof(msg)), SB_CONFIG_RUN);
+	CHECK_EQ_INT(cfg.auth_secret.from, SB_SECRET_ARG | SB_SECRET_FILE);
+	CHECK_EQ_INT(sb_config_check(&cfg, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "--auth-secret, --auth-secret-file and --auth-public-key "
+			  "are all set") != NULL);
+
+	/* a bad item names the variable */
+	sb_config_defaults(&cfg);
+	fake_env = env_bad_uri;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "SWITCHBOARD_ICE_SERVER: bad value 'stun:b.example/x'") != NULL);
+	snprintf(file_var, sizeof(file_var), "SWITCHBOARD_AUTH_SECRET_FILE=%s/none",
+		 tmpdir);
+	sb_config_defaults(&cfg);
+	fake_env = env_bad_file;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "SWITCHBOARD_AUTH_SECRET_FILE: cannot read ") != NULL);
+	CHECK(strstr(msg, "/none for --auth-secret-file") != NULL);
+	/* separators only: no server */
+	sb_config_defaults(&cfg);
+	fake_env = env_empty_list;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	CHECK_EQ_INT(cfg.ice_count, 0);
+	fake_env = NULL;
+
+	/* the new variables are known; a misspelt one is named */
+	{
+		char e0[] = "SWITCHBOARD_AUTH_SECRET_FILE=x", e1[] = "SWITCHBOARD_ICE_SERVER=x",
+		     e2[] = "SWITCHBOARD_TURN_TTL=60", e3[] = "SWITCHBOARD_TURN_SECRT=x",
+		     e4[] = "SWITCHBOARD_AUTH_ISSUER=x", e5[] = "SWITCHBOARD_ICE_SERVERS=x";
+		char *envp[] = { e0, e1, e2, e3, e4, e5, NULL };
+
+		unknown_seen[0] = '\0';
+		CHECK_EQ_INT(sb_config_env_unknown(envp, record_unknown, NULL), 2);
+		CHECK_EQ_STR(unknown_seen,
+			     "SWITCHBOARD_TURN_SECRT>SWITCHBOARD_TURN_SECRET\n"
+			     "SWITCHBOARD_ICE_SERVERS>SWITCHBOARD_ICE_SERVER\n");
+	}
+}
+
+/* What sb_config_check refuses across the new options, each with a line
+ * that says how to fix it, and what it lets through. */
+static void test_check_tokens_turn(void)
+{
+	struct sb_config cfg;
+	char key[256], path[256];
+
+	write_file("s", SECRET "\n", sizeof(SECRET), path);
+	write_file("key.pem", "-----BEGIN PUBLIC KEY-----\n", 27, key);
+
+	check_accepted(&cfg, (char *)NULL);
+	check_accepted(&cfg, "--auth-secret", SECRET, (char *)NULL);
+	check_accepted(&cfg, "--auth-secret-file", path, (char *)NULL);
+	check_accepted(&cfg, "--auth-public-key", key, "--auth-audience", "a",
+		       "--auth-issuer", "i", (char *)NULL);
+	check_accepted(&cfg, "--auth-secret", SECRET, "--auth-issuer", "i", (char *)NULL);
+	check_accepted(&cfg, "--ice-server", "stun:s.example", (char *)NULL);
+	check_accepted(&cfg, "--ice-server", "turn:t.example", "--turn-secret", SECRET,
+		       (char *)NULL);
+	check_accepted(&cfg, "--ice-server", "stun:s.example", "--ice-server",
+		       "turns:t.example", "--turn-secret-file", path, (char *)NULL);
+
+	check_refused("--auth-secret and --auth-secret-file are both set",
+		      "--auth-secret", SECRET2, "--auth-secret-file", path, (char *)NULL);
+	check_refused("--auth-secret and --auth-public-key are both set",
+		      "--auth-public-key", key, "--auth-secret", SECRET, (char *)NULL);
+	check_refused("--auth-secret-file and --auth-public-key are both set",
+		      "--auth-secret-file", path, "--auth-public-key", key, (char *)NULL);
+	check_refused("keep only one of them", "--auth-secret-file", path,
+		      "--auth-public-key", key, (char *)NULL);
+	check_refused("--auth-secret, --auth-secret-file and --auth-public-key are all set",
+		      "--auth-secret-file", path, "--auth-public-key", key,
+		      "--auth-secret", SECRET, (char *)NULL);
+	check_refused("--auth-audience checks room tokens, which are off: set "
+		      "--auth-secret-file, --auth-secret or --auth-public-key too, "
+		      "or drop --auth-audience", "--auth-audience", "a", (char *)NULL);
+	check_refused("--auth-issuer checks room tokens", "--auth-issuer", "i",
+		      "--ice-server", "stun:x", (char *)NULL);
+	check_refused("--turn-secret and --turn-secret-file are both set",
+		      "--ice-server", "turn:t", "--turn-secret-file", path,
+		      "--turn-secret", SECRET2, (char *)NULL);
+	check_refused("--ice-server turn:t.example:3478 needs a TURN secret for its "
+		      "credentials: set --turn-secret-file (or --turn-secret)",
+		      "--ice-server", "stun:s.example", "--ice-server",
+		      "turn:t.example:3478", (char *)NULL);
+	check_refused("--ice-server turns:t.example needs a TURN secret",
+		      "--ice-server", "turns:t.example", "--auth-secret", SECRET,
+		      (char *)NULL);
+	check_refused("--turn-secret is set but no --ice-server is a turn: or turns: "
+		      "URI", "--turn-secret", SECRET, (char *)NULL);
+	check_refused("--turn-secret-file is set but no --ice-server is a turn:",
+		      "--ice-server", "stun:s.example", "--turn-secret-file", path,
+		      (char *)NULL);
+	check_refused("--tls-cert and --tls-key go together", "--tls-cert", "c.pem",
+		      "--auth-secret", SECRET, (char *)NULL);
+}
+
+/* The summary says how tokens are checked and how many ICE servers are
+ * given, and never holds a secret, however given. */
+static void test_describe_tokens_ice(void)
+{
+	static const char *const env[] = {
+		"SWITCHBOARD_AUTH_SECRET=" SECRET, "SWITCHBOARD_TURN_SECRET=" SECRET2,
+		"SWITCHBOARD_ICE_SERVER=turn:t.example", NULL,
+	};
+	struct sb_config cfg;
+	char out[4096], path[256], msg[256];
+	const char *tail;
+
+	check_accepted(&cfg, "--workers", "1", (char *)NULL);
+	sb_config_describe(&cfg, out, sizeof(out));
+	tail = strstr(out, ", handshake 10 s");
+	CHECK(tail != NULL);
+	CHECK_EQ_STR(tail, ", handshake 10 s, tokens off, ICE servers none");
+
+	check_accepted(&cfg, "--auth-secret", SECRET, "--ice-server", "stun:a",
+		       "--ice-server", "stun:b", (char *)NULL);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(strstr(out, ", handshake"),
+		     ", handshake 10 s, tokens HS256, ICE servers 2");
+
+	write_file("s", SECRET "\n", sizeof(SECRET), path);
+	check_accepted(&cfg, "--auth-secret-file", path, "--auth-audience", "app",
+		       "--auth-issuer", "https://auth.example", "--ice-server", "stun:a",
+		       "--ice-server", "turn:t:3478", "--ice-server", "turns:t:5349",
+		       "--turn-secret", SECRET2, "--turn-ttl", "600", (char *)NULL);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(strstr(out, ", handshake"),
+		     ", handshake 10 s, tokens HS256 (audience app, issuer "
+		     "https://auth.example), ICE servers 3 (TURN credentials for 600 s)");
+
+	check_accepted(&cfg, "--auth-public-key", "/etc/sb/k.pem", "--ice-server",
+		       "turn:t", "--turn-secret-file", path, (char *)NULL);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(strstr(out, ", handshake"),
+		     ", handshake 10 s, tokens RS256 or ES256 (key /etc/sb/k.pem), "
+		     "ICE servers 1 (TURN credentials for 86400 s)");
+	no_secret(out);
+
+	check_accepted(&cfg, "--auth-public-key", "/k.pem", "--auth-issuer", "iss",
+		       "--redis", "redis://r:1", (char *)NULL);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK_EQ_STR(strstr(out, ", handshake"),
+		     ", handshake 10 s, tokens RS256 or ES256 (key /k.pem, issuer iss), "
+		     "ICE servers none, cluster redis://r:1/0, node timeout 10 s");
+
+	/* from the environment */
+	sb_config_defaults(&cfg);
+	fake_env = env;
+	CHECK_EQ_INT(sb_config_env(&cfg, fake_get, msg, sizeof(msg)), 0);
+	fake_env = NULL;
+	CHECK_EQ_INT(sb_config_check(&cfg, msg, sizeof(msg)), 0);
+	sb_config_describe(&cfg, out, sizeof(out));
+	CHECK(strstr(out, ", tokens HS256, ICE servers 1 (TURN credentials for 86400 s)"));
+	no_secret(out);
 }
 
 int main(void)
@@ -831,5 +1481,20 @@ int main(void)
 	RUN_TEST(test_env_long_items);
 	RUN_TEST(test_describe);
 	RUN_TEST(test_cluster);
+	CHECK(mkdtemp(tmpdir) != NULL);
+	RUN_TEST(test_secret_values);
+	RUN_TEST(test_secret_files);
+	RUN_TEST(test_token_options);
+	RUN_TEST(test_ice_servers);
+	RUN_TEST(test_turn_ttl);
+	RUN_TEST(test_environment_tokens_ice);
+	RUN_TEST(test_check_tokens_turn);
+	RUN_TEST(test_describe_tokens_ice);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		CHECK_EQ_INT(system(cmd), 0);
+	}
 	return check_summary();
 }
