@@ -40,6 +40,8 @@ struct sb_request {
 	const char *type_str;	/* the "type" string when it is one, for ref */
 	size_t type_len;
 	struct sb_field id, nick, room, receiver;
+	struct sb_field token;	/* join's room token: a string of any length
+				 * (the token rules bound it) */
 	/* codec-private: */
 	unsigned char kinds[8];	/* what each known member held */
 	bool payload_object;	/* "payload" is an object */
@@ -65,6 +67,10 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
  * SB_ERR_NONE, or SB_ERR_BAD_MESSAGE with a reason in why. */
 enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 			   char *why, size_t whylen);
+
+/* Whether p[0..len) (valid UTF-8) passes the rules of a nick: at most
+ * max_field bytes, no control character.  Any thread. */
+bool sb_codec_valid_nick(const struct sb_codec *c, const char *p, size_t len);
 
 /* The identity a relay is stamped with, `"id":"...","nick":"..."` (JSON,
  * escaped), in a new NUL-terminated string whose length goes to *len; NULL

@@ -24,6 +24,8 @@ struct sb_stats {
 	atomic_ulong received;		/* text messages from clients */
 	atomic_ulong delivered;		/* messages written to clients */
 	atomic_ulong errors[SB_ERR_COUNT];
+	atomic_ulong joins_refused[SB_ERR_COUNT];	/* joins, by the error
+							 * that refused them */
 	atomic_ulong closes[SB_CAUSE_COUNT];
 	atomic_ulong refused[SB_REQ_COUNT];	/* HTTP requests, by reason */
 	/* receive to write of relayed messages: counts per bucket (not

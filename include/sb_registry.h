@@ -46,6 +46,15 @@ int sb_registry_join(struct sb_registry *r, struct sb_conn *c,
 		     const char *id, size_t id_len,
 		     const char *nick, size_t nick_len);
 
+/* As sb_registry_join, with extra[0..extra_len) (JSON members, each after
+ * a comma, e.g. `,"iceServers":[...]`) added at the end of joined's
+ * payload; extra may be NULL when extra_len is 0. */
+int sb_registry_join_with(struct sb_registry *r, struct sb_conn *c,
+			  const char *room, size_t room_len,
+			  const char *id, size_t id_len,
+			  const char *nick, size_t nick_len,
+			  const char *extra, size_t extra_len);
+
 /*
  * Removes c from its room and drops the registry's reference to it; when
  * notify, queues "leave" to the remaining members.  An emptied room is
@@ -112,13 +121,15 @@ struct sb_snapshot {
  * on other nodes; otherwise the replica is already current and snap is not
  * used.  The roster in "joined" lists this node's members and the replica.
  * A member of the replica with c's id (its departure not yet heard of) is
- * dropped first, with a "leave" to this node's members.  0, -EEXIST (a
- * member of this node has the id) or -ENOMEM.  c's owner thread only.
+ * dropped first, with a "leave" to this node's members.  extra as for
+ * sb_registry_join_with.  0, -EEXIST (a member of this node has the id) or
+ * -ENOMEM.  c's owner thread only.
  */
 int sb_registry_join_cluster(struct sb_registry *r, struct sb_conn *c,
 			     const char *room, size_t room_len,
 			     const char *id, size_t id_len,
 			     const char *nick, size_t nick_len,
+			     const char *extra, size_t extra_len,
 			     const struct sb_snapshot *snap);
 
 /*

@@ -20,6 +20,7 @@
 #include "sb_bpstatus.h"
 #include "sb_http.h"
 #include "sb_registry.h"
+#include "sb_token.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -56,6 +57,9 @@ struct sb_server {
 
 	struct sb_edge *edge;		/* admission: any worker */
 	struct sb_backplane *backplane;	/* --redis; NULL: a node on its own */
+	struct sb_token_key *token_key;	/* room tokens; NULL: none.  Immutable,
+					 * shared by the workers */
+	struct sb_token_rules token_rules;	/* --auth-audience, --auth-issuer */
 	struct sb_bp_status bp_status;	/* the backplane's, for HTTP */
 	bool bp_status_made;
 	struct sb_stats **stats;	/* each worker's, immutable after start */
@@ -67,9 +71,23 @@ struct sb_server {
 	bool lock_made, cond_made;
 };
 
-/* Binds, listens, creates the workers and the acceptor and starts them.
- * Returns 0, or a negative errno with the reason logged.  main only. */
-int sb_server_start(struct sb_server *srv, const struct sb_config *cfg);
+/*
+ * The room-token key that cfg asks for (--auth-secret, --auth-secret-file
+ * or --auth-public-key) into *key: NULL when tokens are not required.
+ * Returns 0, or -1 with the reason in msg (a public key file that cannot be
+ * used; never a secret).  Logs a warning when an HMAC secret is shorter
+ * than SB_TOKEN_SECRET_MIN_GOOD bytes.  main only, before the server
+ * starts.
+ */
+int sb_server_token_key(const struct sb_config *cfg, struct sb_token_key **key,
+			char *msg, size_t msglen);
+
+/* Binds, listens, creates the workers and the acceptor and starts them,
+ * the workers checking room tokens with key (NULL: none), which srv owns
+ * from now on, whatever happens.  Returns 0, or a negative errno with the
+ * reason logged.  main only. */
+int sb_server_start(struct sb_server *srv, const struct sb_config *cfg,
+		    struct sb_token_key *key);
 
 /* Stops accepting, drains every worker (docs/protocol.md, Guarantees) and stops
  * the threads.  main only, after sb_server_start() succeeded. */

@@ -27,7 +27,10 @@
 #include <stdint.h>
 
 struct sb_cluster_ops;
+struct sb_config;
 struct sb_session_cl;
+struct sb_token_key;
+struct sb_token_rules;
 struct sb_session;
 struct sb_registry;
 struct sb_codec;
@@ -60,6 +63,13 @@ struct sb_session_env {
 	bool draining;			/* the server is shutting down: new
 					 * messages start nothing */
 	const struct sb_cluster_ops *cluster;	/* NULL: a node on its own */
+	/* Room tokens: NULL: a join's token is ignored.  Immutable, shared by
+	 * every worker. */
+	const struct sb_token_key *token_key;
+	const struct sb_token_rules *token_rules;	/* with token_key; NULL:
+							 * no aud or iss rule */
+	const struct sb_config *ice;	/* its ICE servers go in every joined;
+					 * NULL: no iceServers */
 };
 
 /* Messages a session holds while its join is asked of the backplane: at

@@ -22,6 +22,8 @@ struct ssl_ctx_st;
 
 /* What a worker is given; every pointer outlives it. */
 struct sb_cluster_ops;
+struct sb_token_key;
+struct sb_token_rules;
 
 struct sb_worker_setup {
 	const struct sb_config *cfg;
@@ -30,6 +32,8 @@ struct sb_worker_setup {
 	const struct sb_http_src *http_src;
 	struct ssl_ctx_st *tls_client_ctx;	/* with TLS (sb_transport.h) */
 	const struct sb_cluster_ops *cluster;	/* --redis; NULL: on its own */
+	const struct sb_token_key *token_key;	/* room tokens; NULL: none */
+	const struct sb_token_rules *token_rules;	/* with token_key */
 	/* called once the worker has drained (its context is gone), on the
 	 * worker's thread */
 	void (*drained)(void *arg);

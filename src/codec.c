@@ -14,9 +14,10 @@ const char *const sb_err_names[SB_ERR_COUNT] = { SB_ERRORS(SB_NAME) };
 const char *const sb_cause_names[SB_CAUSE_COUNT] = { SB_CAUSES(SB_NAME) };
 
 /* The top-level members the protocol knows. */
-enum field { F_TYPE, F_ID, F_NICK, F_ROOM, F_RECEIVER, F_PAYLOAD, F_COUNT };
+enum field { F_TYPE, F_ID, F_NICK, F_ROOM, F_RECEIVER, F_PAYLOAD, F_TOKEN,
+	     F_COUNT };
 static const char *const field_names[F_COUNT] = {
-	"type", "id", "nick", "room", "receiverId", "payload",
+	"type", "id", "nick", "room", "receiverId", "payload", "token",
 };
 
 /* What a member held. */
@@ -484,6 +485,7 @@ enum sb_err sb_codec_parse(struct sb_codec *c, const char *buf, size_t len,
 	set_field(c, &s, F_NICK, &req->nick);
 	set_field(c, &s, F_ROOM, &req->room);
 	set_field(c, &s, F_RECEIVER, &req->receiver);
+	set_field(c, &s, F_TOKEN, &req->token);
 	if (s.kinds[F_TYPE] == K_ABSENT) {
 		snprintf(why, whylen, "\"type\" is required");
 		return SB_ERR_BAD_MESSAGE;
@@ -566,6 +568,13 @@ enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 		    !string_member(c, req, F_NICK, &req->nick, false, true, why, whylen) ||
 		    !string_member(c, req, F_ROOM, &req->room, false, false, why, whylen))
 			return SB_ERR_BAD_MESSAGE;
+		/* its length and content are the token rules' business
+		 * (unauthorized), its type is the message's (bad_message) */
+		if (req->kinds[F_TOKEN] != K_ABSENT &&
+		    req->kinds[F_TOKEN] != K_STRING) {
+			snprintf(why, whylen, "\"token\" must be a string");
+			return SB_ERR_BAD_MESSAGE;
+		}
 		return SB_ERR_NONE;
 	case SB_TYPE_OFFER:
 	case SB_TYPE_ANSWER:
@@ -582,6 +591,19 @@ enum sb_err sb_codec_check(struct sb_codec *c, struct sb_request *req,
 	default:
 		return SB_ERR_NONE;
 	}
+}
+
+bool sb_codec_valid_nick(const struct sb_codec *c, const char *p, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	if (len > c->max_field)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7f)
+			return false;
+	}
+	return true;
 }
 
 void sb_codec_set_utf8_checked(struct sb_codec *c, bool checked)

@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 {
 	static struct sb_server srv;
 	struct sb_config cfg;
+	struct sb_token_key *key;
 	char msg[512];	/* a refusal says how to fix it: room for a URI too */
 	sigset_t set;
 	int rc, sig;
@@ -99,7 +100,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (sb_server_start(&srv, &cfg)) {
+	if (sb_server_token_key(&cfg, &key, msg, sizeof(msg))) {
+		fprintf(stderr, "switchboard: %s\n", msg);
+		return 2;
+	}
+	if (sb_server_start(&srv, &cfg, key)) {
 		sb_server_release(&srv);
 		return 1;
 	}

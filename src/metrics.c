@@ -143,6 +143,11 @@ static unsigned long nonneg(long v)
 	return v > 0 ? (unsigned long)v : 0;
 }
 
+/* The errors that refuse a join once its members are well formed. */
+static const enum sb_err join_refusals[] = {
+	SB_ERR_UNAUTHORIZED, SB_ERR_UNAVAILABLE, SB_ERR_ID_TAKEN, SB_ERR_ROOM_FULL,
+};
+
 void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 		       int n, size_t rooms, size_t peers,
 		       const struct sb_proc_stats *proc, unsigned long accept_pauses)
@@ -150,6 +155,7 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	struct {
 		unsigned long connections, received, delivered;
 		unsigned long errors[SB_ERR_COUNT], closes[SB_CAUSE_COUNT];
+		unsigned long joins_refused[SB_ERR_COUNT];
 		unsigned long refused[SB_REQ_COUNT];
 		long queued_msgs, queued_bytes;
 	} t = { 0 };
@@ -160,6 +166,8 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 		t.delivered += get(&stats[k]->delivered);
 		for (int e = 0; e < SB_ERR_COUNT; e++)
 			t.errors[e] += get(&stats[k]->errors[e]);
+		for (int e = 0; e < SB_ERR_COUNT; e++)
+			t.joins_refused[e] += get(&stats[k]->joins_refused[e]);
 		for (int c = 0; c < SB_CAUSE_COUNT; c++)
 			t.closes[c] += get(&stats[k]->closes[c]);
 		for (int r = 0; r < SB_REQ_COUNT; r++)
@@ -185,6 +193,11 @@ void sb_metrics_render(struct sb_buf *b, struct sb_stats *const *stats,
 	for (int e = 0; e < SB_ERR_COUNT; e++)
 		sample(b, "switchboard_errors_total", "code", sb_err_names[e],
 		       t.errors[e]);
+	header(b, "switchboard_joins_refused_total", "counter",
+	       "Joins refused, by reason.");
+	for (size_t i = 0; i < sizeof(join_refusals) / sizeof(join_refusals[0]); i++)
+		sample(b, "switchboard_joins_refused_total", "reason",
+		       sb_err_names[join_refusals[i]], t.joins_refused[join_refusals[i]]);
 	header(b, "switchboard_closes_total", "counter",
 	       "Closed WebSocket connections by cause.");
 	for (int c = 0; c < SB_CAUSE_COUNT; c++)

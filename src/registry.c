@@ -103,9 +103,11 @@ static char *dup_bytes(const char *s, size_t len)
 	return p;
 }
 
-/* The "joined" reply: the joiner's identity and the roster of the others.
- * Caller holds the lock (any mode). */
-static struct sb_msg *joined_locked(struct sb_room *room, struct sb_conn *c)
+/* The "joined" reply: the joiner's identity, the roster of the others and
+ * extra (members, each after a comma; may be NULL).  Caller holds the lock
+ * (any mode). */
+static struct sb_msg *joined_locked(struct sb_room *room, struct sb_conn *c,
+				    const char *extra, size_t extra_len)
 {
 	struct sb_buf b;
 	struct sb_msg *m = NULL;
@@ -142,7 +144,10 @@ static struct sb_msg *joined_locked(struct sb_room *room, struct sb_conn *c)
 		sb_buf_adds(&b, "}");
 		first = false;
 	}
-	sb_buf_adds(&b, "]}}");
+	sb_buf_adds(&b, "]");
+	if (extra_len)
+		sb_buf_add(&b, extra, extra_len);
+	sb_buf_adds(&b, "}}");
 	if (!sb_buf_failed(&b))
 		m = sb_msg_from(b.p, b.len);
 	sb_buf_release(&b);
@@ -275,6 +280,7 @@ static int join(struct sb_registry *r, struct sb_conn *c,
 		const char *room_name, size_t room_len,
 		const char *id, size_t id_len,
 		const char *nick, size_t nick_len,
+		const char *extra, size_t extra_len,
 		const struct sb_snapshot *snap)
 {
 	char *idc = dup_bytes(id, id_len), *nickc = dup_bytes(nick, nick_len);
@@ -345,7 +351,7 @@ static int join(struct sb_registry *r, struct sb_conn *c,
 	sb_conn_ref(c);
 	r->peers++;
 
-	joined = joined_locked(room, c);
+	joined = joined_locked(room, c, extra, extra_len);
 	if (joined)
 		sb_conn_send(c, joined);
 	else
@@ -373,16 +379,29 @@ int sb_registry_join(struct sb_registry *r, struct sb_conn *c,
 		     const char *id, size_t id_len,
 		     const char *nick, size_t nick_len)
 {
-	return join(r, c, room_name, room_len, id, id_len, nick, nick_len, NULL);
+	return join(r, c, room_name, room_len, id, id_len, nick, nick_len,
+		    NULL, 0, NULL);
+}
+
+int sb_registry_join_with(struct sb_registry *r, struct sb_conn *c,
+			  const char *room_name, size_t room_len,
+			  const char *id, size_t id_len,
+			  const char *nick, size_t nick_len,
+			  const char *extra, size_t extra_len)
+{
+	return join(r, c, room_name, room_len, id, id_len, nick, nick_len,
+		    extra, extra_len, NULL);
 }
 
 int sb_registry_join_cluster(struct sb_registry *r, struct sb_conn *c,
 			     const char *room, size_t room_len,
 			     const char *id, size_t id_len,
 			     const char *nick, size_t nick_len,
+			     const char *extra, size_t extra_len,
 			     const struct sb_snapshot *snap)
 {
-	return join(r, c, room, room_len, id, id_len, nick, nick_len, snap);
+	return join(r, c, room, room_len, id, id_len, nick, nick_len,
+		    extra, extra_len, snap);
 }
 
 int sb_registry_leave(struct sb_registry *r, struct sb_conn *c, bool notify)

@@ -278,13 +278,39 @@ static void worker_drained(void *arg)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
+int sb_server_token_key(const struct sb_config *cfg, struct sb_token_key **key,
+			char *msg, size_t msglen)
+{
+	const struct sb_secret *sec = &cfg->auth_secret;
+
+	*key = NULL;
+	if (sec->len) {
+		*key = sb_token_key_secret(sec->bytes, sec->len, msg, msglen);
+		if (*key && sec->len < SB_TOKEN_SECRET_MIN_GOOD)
+			sb_log(SB_LOG_WARN, 0, "the room-token secret is %zu bytes "
+			       "long: %d or more random bytes are advised",
+			       sec->len, SB_TOKEN_SECRET_MIN_GOOD);
+	} else if (cfg->auth_public_key[0]) {
+		*key = sb_token_key_public_pem(cfg->auth_public_key, msg, msglen);
+	} else {
+		return 0;
+	}
+	return *key ? 0 : -1;
+}
+
+int sb_server_start(struct sb_server *srv, const struct sb_config *cfg,
+		    struct sb_token_key *key)
 {
 	struct sb_worker_setup setup;
 	int nfds, rc;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = *cfg;
+	srv->token_key = key;
+	srv->token_rules.audience = srv->cfg.auth_audience[0] ?
+				    srv->cfg.auth_audience : NULL;
+	srv->token_rules.issuer = srv->cfg.auth_issuer[0] ?
+				  srv->cfg.auth_issuer : NULL;
 	srv->listen_fd = -1;
 	atomic_init(&srv->draining, false);
 	rc = pthread_mutex_init(&srv->lock, NULL);
@@ -354,6 +380,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg)
 		.http_src = &srv->http, .tls_client_ctx = srv->tls_client_ctx,
 		.drained = worker_drained, .arg = srv,
 		.cluster = srv->backplane ? sb_backplane_ops(srv->backplane) : NULL,
+		.token_key = srv->token_key, .token_rules = &srv->token_rules,
 	};
 	for (int i = 0; i < cfg->workers; i++) {
 		srv->workers[i] = sb_worker_new(&setup, i);
@@ -436,6 +463,8 @@ void sb_server_release(struct sb_server *srv)
 	SSL_CTX_free(srv->tls_client_ctx);
 	sb_webroot_free(srv->web);
 	sb_edge_free(srv->edge);
+	sb_token_key_free(srv->token_key);
+	srv->token_key = NULL;
 	if (srv->lock_made)
 		pthread_mutex_destroy(&srv->lock);
 	if (srv->cond_made)

@@ -7,8 +7,10 @@
 #include "sb_bpmsg.h"
 #include "sb_cluster.h"
 #include "sb_codec.h"
+#include "sb_ice.h"
 #include "sb_metrics.h"
 #include "sb_registry.h"
+#include "sb_token.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -236,6 +238,81 @@ static bool rate_allows(struct sb_session *s, uint64_t now)
 	return true;
 }
 
+/* A join refused with code (unauthorized, unavailable, id_taken,
+ * room_full), counted by it for /metrics. */
+static void refuse_join(struct sb_session *s, enum sb_err code, const char *why)
+{
+	sb_stat_add(&s->env->stats->joins_refused[code], 1);
+	reply_error(s, code, why, "join", 4);
+}
+
+static void refuse_unavailable(struct sb_session *s)
+{
+	refuse_join(s, SB_ERR_UNAVAILABLE,
+		    "the cluster cannot be reached now; try again later");
+}
+
+/* Fills b (initialized here; the caller releases it) with what joined
+ * carries beyond the roster for peer id: `,"iceServers":[...]` with fresh
+ * credentials when ICE servers are configured, else nothing.  false when
+ * out of memory. */
+static bool joined_extra(struct sb_session *s, const char *id, size_t id_len,
+			 struct sb_buf *b)
+{
+	const struct sb_config *ice = s->env->ice;
+
+	sb_buf_init(b, (size_t)UINT32_MAX);
+	if (!ice || !ice->ice_count)
+		return true;
+	sb_buf_adds(b, ",");
+	sb_ice_servers_json(ice, id, id_len, (int64_t)time(NULL), b);
+	return !sb_buf_failed(b);
+}
+
+/* The room token rules for a join of room as req->id (docs/protocol.md,
+ * Room tokens): true when the join may go on, with *nick and *nick_len
+ * replaced by the token's name claim when it has one (kept in claims);
+ * false when it was refused (unauthorized) or the connection is closing
+ * (out of memory).  Without a key, true and nothing changes. */
+static bool token_allows(struct sb_session *s, const struct sb_request *req,
+			 const char *room, size_t room_len,
+			 struct sb_token_claims *claims,
+			 const char **nick, size_t *nick_len)
+{
+	char why[160];
+	int rc;
+
+	if (!s->env->token_key)
+		return true;
+	if (!req->token.present) {
+		refuse_join(s, SB_ERR_UNAUTHORIZED, "a room token is required");
+		return false;
+	}
+	rc = sb_token_check(s->env->token_key, s->env->token_rules,
+			    req->token.p, req->token.len, room, room_len,
+			    req->id.p, req->id.len, (int64_t)time(NULL), claims,
+			    why, sizeof(why));
+	if (rc == -ENOMEM) {
+		close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
+		return false;
+	}
+	if (rc) {
+		refuse_join(s, SB_ERR_UNAUTHORIZED, why);
+		return false;
+	}
+	if (claims->has_name) {
+		if (!sb_codec_valid_nick(s->env->codec, claims->name,
+					 claims->name_len)) {
+			refuse_join(s, SB_ERR_UNAUTHORIZED,
+				    "the token's name is not a valid nick");
+			return false;
+		}
+		*nick = claims->name;
+		*nick_len = claims->name_len;
+	}
+	return true;
+}
+
 static void do_join(struct sb_session *s, struct sb_request *req)
 {
 	static const char def_room[] = "default";
@@ -244,16 +321,19 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 	const char *nick = req->nick.present ? req->nick.p : "";
 	size_t nick_len = req->nick.present ? req->nick.len : 0;
 	const struct sb_cluster_ops *cl = s->env->cluster;
+	struct sb_token_claims claims;
+	struct sb_buf extra;
 	char sid[SB_SID_MAX];
 	size_t sid_len;
 	int rc;
 
+	if (!token_allows(s, req, room, room_len, &claims, &nick, &nick_len))
+		return;
 	if (cl) {
 		/* the backplane decides, for the whole cluster; the answer
 		 * comes later (sb_session_answered) */
 		if (!cl->up(cl->arg)) {
-			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
-				    "reached now; try again later", "join", 4);
+			refuse_unavailable(s);
 			return;
 		}
 		if (!s->cl) {
@@ -287,8 +367,7 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 			free(s->cl->pend);
 			free(s->cl->sid);
 			s->cl->pend = s->cl->sid = NULL;
-			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
-				    "reached now; try again later", "join", 4);
+			refuse_unavailable(s);
 			return;
 		}
 		s->cl->joining = true;
@@ -296,13 +375,19 @@ static void do_join(struct sb_session *s, struct sb_request *req)
 			s->env->ops->pause(s, true);
 		return;
 	}
-	rc = sb_registry_join(s->env->reg, s->conn, room, room_len,
-			      req->id.p, req->id.len, nick, nick_len);
+	if (!joined_extra(s, req->id.p, req->id.len, &extra)) {
+		sb_buf_release(&extra);
+		close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);	/* out of memory */
+		return;
+	}
+	rc = sb_registry_join_with(s->env->reg, s->conn, room, room_len,
+				   req->id.p, req->id.len, nick, nick_len,
+				   extra.p, extra.len);
+	sb_buf_release(&extra);
 	if (rc == -EEXIST)
-		reply_error(s, SB_ERR_ID_TAKEN, "this id is taken in this room",
-			    "join", 4);
+		refuse_join(s, SB_ERR_ID_TAKEN, "this id is taken in this room");
 	else if (rc == -ENOSPC)
-		reply_error(s, SB_ERR_ROOM_FULL, "the room is full", "join", 4);
+		refuse_join(s, SB_ERR_ROOM_FULL, "the room is full");
 	else if (rc)
 		close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);	/* out of memory */
 }
@@ -528,6 +613,7 @@ void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 {
 	struct sb_join_answer *a = sb_conn_take_answer(s->conn);
 	const char *room, *id, *nick;
+	struct sb_buf extra;
 	int rc;
 
 	if (!a)
@@ -545,22 +631,27 @@ void sb_session_answered(struct sb_session *s, uint64_t now_ms)
 		s->cl->sid = NULL;
 		s->cl->sid_len = 0;
 		if (a->err == SB_ERR_ID_TAKEN)
-			reply_error(s, a->err, "this id is taken in this room", "join", 4);
+			refuse_join(s, a->err, "this id is taken in this room");
 		else if (a->err == SB_ERR_ROOM_FULL)
-			reply_error(s, a->err, "the room is full", "join", 4);
+			refuse_join(s, a->err, "the room is full");
 		else
-			reply_error(s, SB_ERR_UNAVAILABLE, "the cluster cannot be "
-				    "reached now; try again later", "join", 4);
+			refuse_unavailable(s);
 	} else {
-		rc = sb_registry_join_cluster(s->env->reg, s->conn, room, s->cl->pend_room,
-					      id, s->cl->pend_id, nick, s->cl->pend_nick,
-					      &a->snap);
+		if (joined_extra(s, id, s->cl->pend_id, &extra))
+			rc = sb_registry_join_cluster(s->env->reg, s->conn, room,
+						      s->cl->pend_room, id,
+						      s->cl->pend_id, nick,
+						      s->cl->pend_nick, extra.p,
+						      extra.len, &a->snap);
+		else
+			rc = -ENOMEM;
+		sb_buf_release(&extra);
 		if (rc) {
 			/* let in by the cluster, not here: out again */
 			cluster_leave(s, room, s->cl->pend_room, id, s->cl->pend_id);
 			if (rc == -EEXIST)
-				reply_error(s, SB_ERR_ID_TAKEN,
-					    "this id is taken in this room", "join", 4);
+				refuse_join(s, SB_ERR_ID_TAKEN,
+					    "this id is taken in this room");
 			else
 				close_with(s, SB_CLOSE_INTERNAL, SB_CAUSE_LIMIT);
 		}

@@ -290,6 +290,9 @@ struct sb_worker *sb_worker_new(const struct sb_worker_setup *setup, int index)
 	tp->env.ops = &sb_sock_session_ops;
 	tp->env.reg = setup->reg;
 	tp->env.cluster = setup->cluster;
+	tp->env.token_key = setup->token_key;
+	tp->env.token_rules = setup->token_rules;
+	tp->env.ice = cfg->ice_count ? cfg : NULL;
 	tp->env.stats = &tp->stats;
 	tp->env.max_message = cfg->max_message;
 	tp->env.rate = cfg->rate;

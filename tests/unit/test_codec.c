@@ -545,9 +545,14 @@ static void test_join_members(void)
 	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"room\":1}", SB_ERR_BAD_MESSAGE);
 	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"room\":[]}", SB_ERR_BAD_MESSAGE);
 
-	/* token is reserved and ignored, whatever it holds */
-	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":null}", SB_ERR_NONE);
-	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":5}", SB_ERR_NONE);
+	/* token: optional, a string of any length and content when present
+	 * (the token rules judge those: unauthorized, not bad_message) */
+	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":\"\"}", SB_ERR_NONE);
+	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":\"a\\u0001b\"}",
+		     SB_ERR_NONE);
+	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":null}", SB_ERR_BAD_MESSAGE);
+	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":5}", SB_ERR_BAD_MESSAGE);
+	expect_check(c, "{\"type\":\"join\",\"id\":\"a\",\"token\":{}}", SB_ERR_BAD_MESSAGE);
 	sb_codec_free(c);
 }
 

@@ -767,7 +767,7 @@ static int join_cl(struct sb_registry *r, struct sb_conn *c, const char *room,
 	struct sb_snapshot snap = { fld(epoch), seq, members, n };
 
 	return sb_registry_join_cluster(r, c, room, strlen(room), id, strlen(id), nick,
-					strlen(nick), &snap);
+					strlen(nick), NULL, 0, &snap);
 }
 
 /* A membership event as the backplane parses it. */

@@ -637,7 +637,7 @@ static void test_join_members(void)
 	/* 16 bytes after decoding escapes; U+0080 is not a control character */
 	open_peer(&b);
 	send_text(&b, "{\"type\":\"join\",\"id\":\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\","
-		      "\"nick\":\"\\u0080\",\"token\":42}");
+		      "\"nick\":\"\\u0080\",\"token\":\"ignored\"}");
 	expect_joined(&b, "default",
 		      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
 		      "\xc2\x80", 1, a_id, a_nick);
