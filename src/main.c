@@ -7,6 +7,7 @@
 #include "sb_log.h"
 #include "sb_server.h"
 #include "sb_sock.h"
+#include "sb_tokencmd.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int rc, sig;
 
+	if (argc > 1 && !strcmp(argv[1], "token"))
+		return sb_tokencmd_run(argc, argv, env, stdout, stderr);
 	sb_config_defaults(&cfg);
 	rc = sb_config_env(&cfg, env, msg, sizeof(msg));
 	if (rc == 0)
