@@ -29,11 +29,13 @@
 #include "sb_bpmsg.h"
 #include "sb_cluster.h"
 #include "sb_codec.h"
+#include "sb_config.h"
 #include "sb_conn.h"
 #include "sb_metrics.h"
 #include "sb_msg.h"
 #include "sb_registry.h"
 #include "sb_session.h"
+#include "sb_token.h"
 
 #include <errno.h>
 #include <time.h>
@@ -1921,6 +1923,181 @@ static void test_cluster_join_abandoned(void)
 	teardown();
 }
 
+/* ---- room tokens and iceServers ---- */
+
+static const char tok_secret[] = "0123456789abcdef0123456789abcdef";
+
+/* A token for room (id, name: NULL for none) expiring exp_in s from now. */
+static const char *make_token(const char *room, const char *id,
+			      const char *name, long exp_in)
+{
+	static char tok[SB_TOKEN_MAX + 1];
+	int64_t now = (int64_t)time(NULL);
+
+	CHECK(sb_token_sign_hs256(tok_secret, strlen(tok_secret), room, id, name,
+				  now, now + exp_in, tok, sizeof(tok)) > 0);
+	return tok;
+}
+
+static void send_join_token(struct peer *p, const char *id, const char *nick,
+			    const char *room, const char *token)
+{
+	char msg[SB_TOKEN_MAX + 256];
+	int n;
+
+	n = snprintf(msg, sizeof(msg), "{\"type\":\"join\",\"id\":\"%s\",\"nick\":\"%s\"",
+		     id, nick);
+	if (room)
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, ",\"room\":\"%s\"", room);
+	if (token)
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, ",\"token\":\"%s\"", token);
+	CHECK((size_t)n + 2 <= sizeof(msg));
+	strcat(msg, "}");
+	send_text(p, msg);
+}
+
+/* unauthorized for join, with exactly this message. */
+static void expect_unauthorized(struct peer *p, const char *why)
+{
+	struct json_object *payload, *root = take_event(p, "error", &payload);
+
+	check_member(payload, "code", "unauthorized");
+	check_member(payload, "ref", "join");
+	check_member(payload, "message", why);
+	json_object_put(root);
+	expect_nothing(p);
+}
+
+static unsigned long refused(enum sb_err code)
+{
+	return atomic_load(&F.stats.joins_refused[code]);
+}
+
+static void test_tokens(void)
+{
+	struct sb_token_key *key;
+	struct peer a, b, c;
+	char msg[128];
+	unsigned long n;
+
+	setup_with(MAX_MESSAGE, 0, 2);
+	key = sb_token_key_secret(tok_secret, strlen(tok_secret), msg, sizeof(msg));
+	CHECK(key != NULL);
+	F.env.token_key = key;
+	open_peer(&a);
+	open_peer(&b);
+	open_peer(&c);
+
+	/* members come first: a bad id without a token is bad_message */
+	n = errors(SB_ERR_BAD_MESSAGE);
+	send_text(&a, "{\"type\":\"join\",\"id\":\"\"}");
+	expect_error(&a, SB_ERR_BAD_MESSAGE, "join");
+	CHECK_EQ_INT(errors(SB_ERR_BAD_MESSAGE), n + 1);
+	send_text(&a, "{\"type\":\"join\",\"id\":\"a\",\"token\":7}");
+	expect_error(&a, SB_ERR_BAD_MESSAGE, "join");
+
+	send_join_token(&a, "a", "A", "r", NULL);
+	expect_unauthorized(&a, "a room token is required");
+	send_join_token(&a, "a", "A", "r", make_token("s", NULL, NULL, 60));
+	expect_unauthorized(&a, "the token is for another room");
+	send_join_token(&a, "a", "A", "r", make_token("r", "b", NULL, 60));
+	expect_unauthorized(&a, "the token is for another id (sub)");
+	send_join_token(&a, "a", "A", "r", make_token("r", NULL, NULL, -100));
+	expect_unauthorized(&a, "the token has expired");
+	/* a name with a control character, or over --max-field: not a nick */
+	send_join_token(&a, "a", "A", "r", make_token("r", NULL, "x\x01", 60));
+	expect_unauthorized(&a, "the token's name is not a valid nick");
+	send_join_token(&a, "a", "A", "r", make_token("r", NULL, "0123456789abcdefg", 60));
+	expect_unauthorized(&a, "the token's name is not a valid nick");
+	CHECK_EQ_INT(refused(SB_ERR_UNAUTHORIZED), 6);
+	CHECK(a.s.conn->room == NULL);
+	CHECK_EQ_SIZE(a.s.msgs_in, 8);
+
+	/* the default room is what the token names */
+	send_join_token(&c, "c", "C", NULL, make_token("r", NULL, NULL, 60));
+	expect_unauthorized(&c, "the token is for another room");
+	send_join_token(&c, "c", "C", NULL, make_token("default", NULL, "Cee", 60));
+	expect_joined(&c, "default", "c", "Cee", 0, NULL, NULL);
+
+	/* the name claim is the nick; without one the join's own */
+	send_join_token(&a, "a", "ignored", "r", make_token("r", "a", "Alice", 60));
+	expect_joined(&a, "r", "a", "Alice", 0, NULL, NULL);
+	send_join_token(&b, "b", "Bob", "r", make_token("r", NULL, NULL, 60));
+	{
+		const char *ids[] = { "a" }, *nicks[] = { "Alice" };
+
+		expect_joined(&b, "r", "b", "Bob", 1, ids, nicks);
+	}
+	expect_peer(&a, "join", "b", "Bob");
+
+	/* after the token: id_taken and room_full, counted as refused joins */
+	sb_session_release(&c.s, true);
+	open_peer(&c);
+	send_join_token(&c, "z", "", "r", make_token("r", NULL, NULL, 60));
+	expect_error(&c, SB_ERR_ROOM_FULL, "join");
+	CHECK_EQ_INT(refused(SB_ERR_ROOM_FULL), 1);
+	sb_session_release(&b.s, true);
+	expect_peer(&a, "leave", "b", "Bob");
+	send_join_token(&c, "a", "", "r", make_token("r", NULL, NULL, 60));
+	expect_error(&c, SB_ERR_ID_TAKEN, "join");
+	CHECK_EQ_INT(refused(SB_ERR_ID_TAKEN), 1);
+	CHECK_EQ_INT(refused(SB_ERR_UNAUTHORIZED), 7);
+	CHECK_EQ_INT(refused(SB_ERR_UNAVAILABLE), 0);
+
+	sb_session_release(&a.s, true);
+	sb_session_release(&c.s, true);
+	sb_token_key_free(key);
+	teardown();
+}
+
+static void test_ice_servers(void)
+{
+	static struct sb_config cfg;
+	struct json_object *payload, *root, *ice, *e, *urls;
+	struct peer a;
+	const char *user;
+	size_t len;
+	long long expiry;
+	int64_t before;
+
+	sb_config_defaults(&cfg);
+	cfg.ice_count = 2;
+	strcpy(cfg.ice_servers[0], "stun:stun.example.org");
+	strcpy(cfg.ice_servers[1], "turn:turn.example.org");
+	memcpy(cfg.turn_secret.bytes, "t", 1);
+	cfg.turn_secret.len = 1;
+	cfg.turn_ttl = 100;
+
+	setup();
+	F.env.ice = &cfg;
+	open_peer(&a);
+	before = (int64_t)time(NULL);
+	send_text(&a, "{\"type\":\"join\",\"id\":\"a\",\"room\":\"r\"}");
+	root = take_event(&a, "joined", &payload);
+	CHECK_EQ_INT(json_object_object_length(payload), 5);
+	check_member(payload, "id", "a");
+	CHECK(json_object_object_get_ex(payload, "iceServers", &ice));
+	CHECK(json_object_is_type(ice, json_type_array));
+	CHECK_EQ_SIZE(json_object_array_length(ice), 2);
+	e = json_object_array_get_idx(ice, 0);
+	CHECK_EQ_INT(json_object_object_length(e), 1);
+	CHECK(json_object_object_get_ex(e, "urls", &urls));
+	CHECK_EQ_SIZE(json_object_array_length(urls), 1);
+	e = json_object_array_get_idx(ice, 1);
+	CHECK_EQ_INT(json_object_object_length(e), 3);
+	user = member_str(e, "username", &len);
+	CHECK(user != NULL);
+	CHECK(sscanf(user, "%lld:", &expiry) == 1);
+	CHECK(expiry >= before + 100 && expiry <= (long long)time(NULL) + 100);
+	CHECK(len > 2 && !memcmp(user + len - 2, ":a", 2));
+	CHECK(member_str(e, "credential", &len) != NULL);
+	CHECK_EQ_SIZE(len, 28);
+	json_object_put(root);
+	expect_nothing(&a);
+	sb_session_release(&a.s, true);
+	teardown();
+}
+
 int main(void)
 {
 	RUN_TEST(test_open_and_release);
@@ -1956,5 +2133,7 @@ int main(void)
 	RUN_TEST(test_release);
 	RUN_TEST(test_last_room_and_id);
 	RUN_TEST(test_queue_depth);
+	RUN_TEST(test_tokens);
+	RUN_TEST(test_ice_servers);
 	return check_summary();
 }
