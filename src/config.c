@@ -22,9 +22,8 @@
 
 const char sb_config_usage[] =
 	"usage: switchboard [options]\n"
-	"       switchboard token --room ROOM [--id ID] [--name NAME] [--ttl SECONDS]\n"
-	"       (prints a room token signed with the --auth-secret; see\n"
-	"       switchboard token --help)\n"
+	"       switchboard token [token options]  prints a room token signed\n"
+	"       with the --auth-secret (switchboard token --help lists them)\n"
 	"  -p, --port N             listen port; 0 picks a free one (default 8080)\n"
 	"  -b, --bind ADDR          listen address (default ::, dual-stack: IPv4 too)\n"
 	"  -w, --workers N          worker threads (default: the number of CPUs)\n"
