@@ -230,8 +230,9 @@ function nthJoined(c, n) {
 
 describe('SignalingClient with room tokens (a stand-in server that requires them)', () => {
   const FAST = { minDelay: 10, maxDelay: 40 };
+  const BOUND = { timeout: T(30000) };
 
-  test('a token string goes in every join, after a reconnect too; once expired, the rejoin is refused', { timeout: T(30000) }, async (t) => {
+  test('a token string goes in every join, after a reconnect too; once expired, the rejoin is refused', BOUND, async (t) => {
     assert.throws(() => new SignalingClient('ws://x/', { WebSocket, token: 42 }), TypeError);
     const srv = await startTokenServer({ t });
     const token = srv.token({ room: 'r', sub: 'me' });
@@ -257,7 +258,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(srv.joins.length, 3, 'no retry');
   });
 
-  test('a token function is asked before every join, and its fresh token sent: the first, each rejoin, hours later', { timeout: T(30000) }, async (t) => {
+  test('a token function is asked before every join and its fresh token sent: first, each rejoin, hours later', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     const asked = [];
     const token = async (who) => {
@@ -284,7 +285,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(c.seen('refused').length + c.seen('error').length, 0);
   });
 
-  test('unauthorized with a token function: asked once more, and the join retried with the fresh token', { timeout: T(30000) }, async (t) => {
+  test('unauthorized with a token function: asked once more, and the join retried with the fresh token', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     let calls = 0;
     const token = () => {
@@ -303,7 +304,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(c.seen('refused').length + c.seen('error').length, 0);
   });
 
-  test('unauthorized again after the retry: refused, and no third try', { timeout: T(30000) }, async (t) => {
+  test('unauthorized again after the retry: refused, and no third try', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     let calls = 0;
     // a backend that mints for the wrong room: a fresh token will not help
@@ -328,7 +329,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(calls, 4);
   });
 
-  test('without a token, or with a token string, unauthorized is refused at once', { timeout: T(30000) }, async (t) => {
+  test('without a token, or with a token string, unauthorized is refused at once', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     const none = recorded(srv.url, { room: 'r', id: 'none', backoff: FAST });
     const bad = recorded(srv.url, { room: 'r', id: 'bad', token: 'not.a.token', backoff: FAST });
@@ -343,7 +344,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     for (const c of [none, bad]) assert.equal(c.state, 'closed');
   });
 
-  test('a token function that fails: an error event, a new connection after the backoff, and it is asked again', { timeout: T(30000) }, async (t) => {
+  test('a token function that fails: an error event, a new connection after the backoff, and it is asked again', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     let calls = 0;
     const token = async () => {
@@ -368,7 +369,7 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(c.seen('refused').length, 0);
   });
 
-  test('a token that comes after its connection is gone is not sent: close(), or a drop and a new connection', { timeout: T(30000) }, async (t) => {
+  test('a token that comes after its connection is gone is not sent: close(), or a drop and a new connection', BOUND, async (t) => {
     const srv = await startTokenServer({ t });
     let calls = 0;
     const token = async () => {
@@ -390,7 +391,12 @@ describe('SignalingClient with room tokens (a stand-in server that requires them
     assert.equal(c.seen('error').length, 0);
 
     let asked = false;
-    const d = recorded(srv.url, { room: 'r', id: 'other', token: async () => { asked = true; await sleep(200); return srv.token({ room: 'r' }); } });
+    const slow = async () => {
+      asked = true;
+      await sleep(200);
+      return srv.token({ room: 'r' });
+    };
+    const d = recorded(srv.url, { room: 'r', id: 'other', token: slow });
     t.after(() => d.close());
     d.connect();
     await waitFor(() => asked, T(5000), 'the token function');
@@ -442,11 +448,14 @@ describe('Mesh with the server\'s ICE servers (a stand-in server that sends them
   const PAGE_STUN = { urls: 'stun:stun.page.example' };
   const SERVER_STUN = { urls: ['stun:stun.example.org:3478'] };
   const turn = (n) => ({ urls: ['turn:turn.example.org:3478'], username: `${1800000000 + n}:me`, credential: `c${n}` });
+  const BOUND = { timeout: T(30000) };
 
-  test('the page\'s servers then the server\'s, for every connection made after a join; each rejoin\'s fresh credentials', { timeout: T(30000) }, async (t) => {
-    const srv = await startTokenServer({ t, roster: [{ id: 'other', nick: 'O' }], iceServers: (join, n) => [SERVER_STUN, turn(n)] });
+  test('the page\'s servers, then the server\'s, for each connection made after a join; fresh ones each rejoin', BOUND, async (t) => {
+    const roster = [{ id: 'other', nick: 'O' }];
+    const srv = await startTokenServer({ t, roster, iceServers: (join, n) => [SERVER_STUN, turn(n)] });
     const PC = fakePeerConnection();
-    const c = recorded(srv.url, { room: 'r', id: 'me', token: () => srv.token({ room: 'r' }), backoff: { minDelay: 10, maxDelay: 40 } });
+    const token = () => srv.token({ room: 'r' });
+    const c = recorded(srv.url, { room: 'r', id: 'me', token, backoff: { minDelay: 10, maxDelay: 40 } });
     const rtcConfig = { iceServers: [PAGE_STUN], iceTransportPolicy: 'relay' };
     const mesh = new Mesh(c, { rtcConfig, RTCPeerConnection: PC });
     t.after(() => { mesh.close(); c.close(); });
@@ -480,7 +489,7 @@ describe('Mesh with the server\'s ICE servers (a stand-in server that sends them
     assert.deepEqual(PC.made[2].config.iceServers, [PAGE_STUN, SERVER_STUN, turn(3)]);
   });
 
-  test('without an rtcConfig of the page\'s: the server\'s servers alone; none from the server: the default STUN server', { timeout: T(30000) }, async (t) => {
+  test('no rtcConfig of the page\'s: the server\'s servers alone; none from the server either: the default', BOUND, async (t) => {
     const roster = [{ id: 'other', nick: 'O' }];
     const withIce = await startTokenServer({ t, roster, iceServers: [SERVER_STUN, turn(0)] });
     const without = await startTokenServer({ t, roster });
