@@ -3,11 +3,16 @@
 // switchboard-client.js. `index.html?room=R` fills in the room (the link a
 // page alone in its room offers to share); `index.html?room=R&nick=N` joins
 // at once. A join the server refuses, or a first connection that fails,
-// returns to the form with the reason.
+// returns to the form with the reason. On a server that requires room
+// tokens the form has a token field, filled in from `#token=T` in the
+// link: a fragment, which browsers never send to a server, and which the
+// page takes out of the address bar at once; the link to share never has
+// it.
 
 import { Mesh, SignalingClient } from './switchboard-client.js';
 
 const $ = (sel) => document.querySelector(sel);
+const INVITED_ONLY = 'This server admits only invited peers: paste the token your application gave you.';
 const STATE_TEXT = {
   idle: 'not connected',
   connecting: 'connecting…',
@@ -115,7 +120,13 @@ function nameOf(id) {
   return (peer && peer.nick) || (mesh && mesh.peers.get(id)?.nick) || id;
 }
 
+// The token field: shown once a token is needed or given.
+function showTokenField() {
+  $('#token-field').hidden = false;
+}
+
 async function join(room, nick) {
+  const token = $('#token').value.trim();
   notice('');
   $('#join').disabled = true;
   try {
@@ -134,7 +145,7 @@ async function join(room, nick) {
   video.muted = true;
   video.srcObject = localStream;
 
-  client = new SignalingClient(serverUrl(), { room, nick });
+  client = new SignalingClient(serverUrl(), { room, nick, token: token || null });
   mesh = new Mesh(client, { stream: localStream });
   window.demo = { client, mesh, localStream };
 
@@ -168,6 +179,14 @@ async function join(room, nick) {
     updateWaiting();
   });
   client.addEventListener('refused', ({ detail }) => {
+    if (detail.code === 'unauthorized') {
+      // the server requires room tokens: none was given, or this one
+      // will not do (expired, for another room)
+      showTokenField();
+      backToForm(token ? `${INVITED_ONLY} The server did not accept this one: ${detail.message}.` : INVITED_ONLY);
+      $('#token').focus();
+      return;
+    }
     backToForm(`The server refused to let you into room "${room}": ${detail.message} (${detail.code}).`);
   });
   client.addEventListener('disconnected', ({ detail }) => {
@@ -206,7 +225,9 @@ async function join(room, nick) {
   $('#leave').hidden = false;
   $('#room').disabled = true;
   $('#nick').disabled = true;
+  $('#token').disabled = true;
   // the address bar shows the link to share: the room, not who you are
+  // (nor your token)
   history.replaceState(null, '', shareLink(room));
 }
 
@@ -225,6 +246,7 @@ function leave() {
   $('#leave').hidden = true;
   $('#room').disabled = false;
   $('#nick').disabled = false;
+  $('#token').disabled = false;
   updateChat();
 }
 
@@ -261,6 +283,15 @@ $('#copy-link').addEventListener('click', async () => {
   }
   setTimeout(() => { button.textContent = 'Copy link'; }, 2000);
 });
+
+// A token comes in the fragment, never in the query string (which servers
+// and proxies log); it leaves the address bar (and the history) at once.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get('token')) {
+  $('#token').value = fragment.get('token');
+  showTokenField();
+  history.replaceState(null, '', `${location.pathname}${location.search}`);
+}
 
 const params = new URLSearchParams(location.search);
 if (params.get('room')) {

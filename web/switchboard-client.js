@@ -1,9 +1,9 @@
 // switchboard-client.js: a browser client for the switchboard signaling
-// server (protocol version 1), and a mesh of RTCPeerConnections on top of
+// server (protocol version 1.1), and a mesh of RTCPeerConnections on top of
 // it. One ES module, no dependencies. Documented in docs/client.md.
 //
 //   import { SignalingClient, Mesh } from './switchboard-client.js';
-//   const client = new SignalingClient('wss://signal.example.org/', { room: 'demo', id: 'alice' });
+//   const client = new SignalingClient('wss://signal.example.org/', { room: 'demo', id: 'alice', token });
 //   const mesh = new Mesh(client, { stream });  // optional: video calls
 //   client.connect();
 
@@ -32,28 +32,43 @@ function emit(target, type, detail) {
 // after a drop it reconnects with exponential backoff and jitter and joins
 // the same room with the same id again.
 //
+// A server that requires room tokens admits a `join` only with one: `token`
+// is either a string, sent with every join, or a function (async or not)
+// called with { id, room, nick } before every join, whose string is sent:
+// tokens expire, and a rejoin hours later needs a fresh one. When the
+// server answers `unauthorized`, a token function is asked once more and
+// the join tried again with what it returns; a second `unauthorized`, or
+// the first with a string or no token, is a refused join.
+//
 // Events (CustomEvent, the data in `event.detail`):
 //   state        { state, previous }            see STATES
-//   joined       { id, nick, room, peers }      after every (re)join
+//   joined       { id, nick, room, peers[, iceServers] }  after every (re)join
 //   peerjoined   { id, nick }                   another peer joined
 //   peerleft     { id, nick }                   a peer left (or was dropped)
 //   signal       { type, from, nick, payload }  offer, answer or icecandidate
 //   message      { from, nick, payload }        an application message
-//   error        { code, message, ref }         the server refused a message
+//   error        { code, message, ref }         the server refused a message;
+//                                               or token_failed: the token
+//                                               function failed (a retry
+//                                               with backoff follows)
 //   refused      { code, message }              the server refused the join;
 //                                               the client is closed
 //   disconnected { code, reason, willReconnect, opened }
 export class SignalingClient extends EventTarget {
   constructor(url, {
     room = 'default', id = randomId(), nick = '',
-    reconnect = true, backoff = {}, pingInterval = 20000, joinRetries = 20,
+    token = null, reconnect = true, backoff = {}, pingInterval = 20000, joinRetries = 20,
     WebSocket: WebSocketImpl = globalThis.WebSocket,
   } = {}) {
     super();
+    if (token !== null && token !== undefined && typeof token !== 'string' && typeof token !== 'function') {
+      throw new TypeError('token must be a string or a function');
+    }
     this.url = url;
     this.room = room;
     this.id = id;
     this.nick = nick;
+    this.token = token ?? null;
     this.reconnect = reconnect;
     this.backoff = backoff;
     this.pingInterval = pingInterval;
@@ -64,6 +79,8 @@ export class SignalingClient extends EventTarget {
     this.ws = null;
     this.attempt = 0; // reconnect attempts since the last successful join
     this.idTakenRetries = 0;
+    this.unauthorizedRetries = 0; // on this connection
+    this.iceServers = null; // what the last `joined` brought, if anything
     this.timer = null;
     this.pinger = null;
   }
@@ -101,9 +118,10 @@ export class SignalingClient extends EventTarget {
     ws.onopen = () => {
       if (ws !== this.ws) return;
       opened = true;
+      this.unauthorizedRetries = 0;
       this.setState('joining');
-      this.sendRaw({ type: 'join', id: this.id, nick: this.nick, room: this.room });
       this.startPinging();
+      this.sendJoin(ws);
     };
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
@@ -122,6 +140,35 @@ export class SignalingClient extends EventTarget {
     ws.onerror = () => {}; // a close event always follows
   }
 
+  // Sends `join` on ws, with the token: the string given, or a fresh one
+  // from the token function. A function that fails (or returns no string)
+  // is like a drop: an `error` event, then a new connection after the
+  // backoff, which asks it again.
+  async sendJoin(ws) {
+    const msg = { type: 'join', id: this.id, nick: this.nick, room: this.room };
+    if (typeof this.token === 'function') {
+      let token;
+      try {
+        token = await this.token({ id: this.id, room: this.room, nick: this.nick });
+        if (typeof token !== 'string') throw new TypeError(`the token function gave ${typeof token}, not a string`);
+      } catch (err) {
+        if (ws !== this.ws || this.state !== 'joining') return;
+        const message = String(err && err.message ? err.message : err);
+        emit(this, 'error', { code: 'token_failed', message, ref: 'join' });
+        if (ws !== this.ws) return; // a listener called close()
+        ws.close(1000, 'no token');
+        this.dropped(1000, `no token: ${message}`, true);
+        return;
+      }
+      // closed, dropped or replaced while the token was on its way
+      if (ws !== this.ws || this.state !== 'joining') return;
+      msg.token = token;
+    } else if (this.token !== null) {
+      msg.token = this.token;
+    }
+    this.sendRaw(msg);
+  }
+
   handle(msg) {
     const p = msg.payload || {};
     switch (msg.type) {
@@ -129,8 +176,14 @@ export class SignalingClient extends EventTarget {
         this.attempt = 0;
         this.idTakenRetries = 0;
         this.peers = new Map(p.peers.map((x) => [x.id, { id: x.id, nick: x.nick }]));
+        // a server with ICE servers configured mints fresh TURN
+        // credentials at each join
+        this.iceServers = Array.isArray(p.iceServers) ? p.iceServers : null;
         this.setState('joined');
-        emit(this, 'joined', { id: p.id, nick: p.nick, room: p.room, peers: p.peers.slice() });
+        emit(this, 'joined', {
+          id: p.id, nick: p.nick, room: p.room, peers: p.peers.slice(),
+          ...(this.iceServers ? { iceServers: this.iceServers } : {}),
+        });
         break;
       case 'join':
         this.peers.set(p.id, { id: p.id, nick: p.nick });
@@ -158,16 +211,25 @@ export class SignalingClient extends EventTarget {
           // After a drop the server may not have noticed the old
           // connection yet (its heartbeat will): try again shortly.
           this.idTakenRetries += 1;
+          const ws = this.ws;
           this.timer = setTimeout(() => {
-            if (this.state === 'joining') {
-              this.sendRaw({ type: 'join', id: this.id, nick: this.nick, room: this.room });
-            }
+            if (this.state === 'joining' && ws === this.ws) this.sendJoin(ws);
           }, backoffDelay(Math.min(this.idTakenRetries, 4), this.backoff));
           break;
         }
+        if (p.code === 'unauthorized' && p.ref === 'join' && this.state === 'joining' &&
+            typeof this.token === 'function' && this.unauthorizedRetries < 1) {
+          // the token may have expired on its way: once more with a fresh
+          // one; a second refusal means the token function's answer will
+          // not do
+          this.unauthorizedRetries += 1;
+          this.sendJoin(this.ws);
+          break;
+        }
         if (p.ref === 'join' && this.state === 'joining') {
-          // room_full, unauthorized, a bad id, nick or room, id_taken
-          // after the retries: trying again would meet the same answer
+          // room_full, unauthorized (after the retry with a token
+          // function), a bad id, nick or room, id_taken after the
+          // retries: trying again would meet the same answer
           this.close();
           emit(this, 'refused', { code: p.code, message: p.message });
           break;
@@ -273,6 +335,13 @@ const DEFAULT_RTC_CONFIG = { iceServers: [{ urls: 'stun:stun.l.google.com:19302'
 // tracks and one data channel ("chat", negotiated: the same on both sides,
 // no extra round trip).
 //
+// ICE servers: a server configured with them sends its own in `joined`
+// (TURN credentials minted for that join). Each connection made after a
+// join uses the page's rtcConfig with the server's servers after the
+// page's; without an rtcConfig of the page's, the server's alone (the
+// default STUN server only when the server sends none). Connections kept
+// across a rejoin take the new servers too, before their ICE restart.
+//
 // Events (CustomEvent, `event.detail`):
 //   peer       { id, nick, pc }             a connection was created
 //   track      { id, stream, track }        a remote track arrived
@@ -281,11 +350,11 @@ const DEFAULT_RTC_CONFIG = { iceServers: [{ urls: 'stun:stun.l.google.com:19302'
 //   data       { id, data }                 a data channel message (a string)
 //   peerclosed { id }                       the connection was closed
 export class Mesh extends EventTarget {
-  constructor(client, { stream = null, rtcConfig = DEFAULT_RTC_CONFIG, RTCPeerConnection: PC = globalThis.RTCPeerConnection } = {}) {
+  constructor(client, { stream = null, rtcConfig = null, RTCPeerConnection: PC = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
     this.stream = stream;
-    this.rtcConfig = rtcConfig;
+    this.rtcConfig = rtcConfig; // null: the default, unless the server sends servers
     this.PC = PC;
     this.peers = new Map(); // id -> state of one connection
     this.queues = new Map(); // id -> the promise its signals are chained on
@@ -304,12 +373,32 @@ export class Mesh extends EventTarget {
   // answers from a new connection, which makes ours start over too. One
   // that never got connected is made anew.
   onJoined(roster) {
+    const config = this.configuration();
     for (const { id, nick } of roster) {
       const old = this.peers.get(id);
       if (old && old.pc.connectionState !== 'connected') this.drop(id);
-      else if (old) old.pc.restartIce();
+      else if (old) {
+        // the server's servers of this join (fresh TURN credentials) for
+        // the restart
+        if (this.client.iceServers) {
+          try {
+            old.pc.setConfiguration({ ...old.pc.getConfiguration(), iceServers: config.iceServers });
+          } catch (err) {
+            console.warn(`switchboard: the new ICE servers for ${id} were not taken`, err);
+          }
+        }
+        old.pc.restartIce();
+      }
       this.ensure(id, nick);
     }
+  }
+
+  // The RTCConfiguration of a new connection: the page's, with the ICE
+  // servers of the last join after its own.
+  configuration() {
+    const fromServer = this.client.iceServers || [];
+    if (!this.rtcConfig) return fromServer.length ? { iceServers: fromServer.slice() } : DEFAULT_RTC_CONFIG;
+    return { ...this.rtcConfig, iceServers: [...(this.rtcConfig.iceServers || []), ...fromServer] };
   }
 
   polite(id) {
@@ -325,7 +414,7 @@ export class Mesh extends EventTarget {
       return old;
     }
     if (old) this.drop(id);
-    const pc = new this.PC(this.rtcConfig);
+    const pc = new this.PC(this.configuration());
     const peer = {
       id, nick, pc, conn: randomId(), remoteConn: null,
       makingOffer: false, ignoreOffer: false, answerPending: false,

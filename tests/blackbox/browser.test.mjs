@@ -6,12 +6,19 @@
 // server restarts the pages rejoin and signaling works again. The demo's
 // first-run behaviour: a refused join or upgrade returns to the form with
 // the reason, a page alone offers a link with the room to share, and the
-// chat tells who joined and who left. One Chromium serves every test.
+// chat tells who joined and who left. On a server that requires room
+// tokens (a stand-in, lib/tokenserver.mjs, which serves the page too) the
+// page asks for one, and joins with one from the link's fragment. One
+// Chromium serves every test.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { closePages, framesDecoded, launch, meshState, openDemo, openPage } from './lib/browser.mjs';
 import { T, startServer, waitFor } from './lib/harness.mjs';
+import { startTokenServer } from './lib/tokenserver.mjs';
+
+const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
 
 function isReference() {
   return (process.env.SWITCHBOARD_BIN || '').includes('server.js');
@@ -302,5 +309,84 @@ describe('the demo in Chromium', { concurrency: false }, () => {
     assert.deepEqual(await formState(a), AT_FORM);
     assert.equal(await a.locator('#room').inputValue(), 'anywhere');
     assert.equal(await a.locator('#waiting').isVisible(), false);
+  });
+
+  test('a server that requires room tokens: the page asks for one; #token= in the link joins; no link shows it', {
+    timeout: T(90000),
+  }, async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const stun = [{ urls: ['stun:127.0.0.1:3478'] }];
+    const srv = await startTokenServer({ t, webRoot: WEB_ROOT, iceServers: stun });
+    const { origin } = srv;
+    const link = `${origin}/?room=guarded`;
+    t.after(() => closePages(chrome.browser));
+    const invited = 'This server admits only invited peers: paste the token your application gave you.';
+
+    // no token: the field is not there until the server asks for one
+    const a = await openPage(chrome.browser, link);
+    assert.equal(await a.locator('#token').isVisible(), false);
+    await a.fill('#nick', 'ann');
+    await a.click('#join');
+    await waitFor(async () => (await noticeText(a)) === invited, T(10000), 'the page to ask for a token');
+    assert.deepEqual(await formState(a), AT_FORM);
+    assert.equal(await a.locator('#token').isVisible(), true);
+    assert.equal(await a.locator('#token').isEnabled(), true);
+    assert.equal(await a.evaluate(() => document.activeElement.id), 'token');
+    assert.deepEqual(srv.joins.map((j) => [j.nick, 'token' in j, j.admitted]), [['ann', false, false]]);
+
+    // a token for another room: the server's reason
+    await a.fill('#token', srv.token({ room: 'elsewhere' }));
+    await a.click('#join');
+    await waitFor(async () => /another room/.test(await noticeText(a)), T(10000), 'the second refusal');
+    assert.equal(await noticeText(a), `${invited} The server did not accept this one: the token is for another room.`);
+    assert.deepEqual(await formState(a), AT_FORM);
+
+    // the token pasted: in
+    const tokenA = srv.token({ room: 'guarded' });
+    await a.fill('#token', tokenA);
+    await a.click('#join');
+    await waitFor(async () => (await meshState(a))?.state === 'joined', T(10000), 'ann joined');
+    assert.equal(await noticeText(a), '');
+    assert.equal(await a.locator('#token').isEnabled(), false);
+    const lastJoin = () => {
+      const { id, ...rest } = srv.joins.at(-1);
+      return rest;
+    };
+    assert.deepEqual(lastJoin(), { type: 'join', nick: 'ann', room: 'guarded', token: tokenA, admitted: true });
+    await waitFor(() => a.locator('#waiting').isVisible(), T(5000), 'ann waiting');
+    assert.equal(await a.locator('#share-link').getAttribute('href'), link);
+    assert.equal(a.url(), link);
+    // and the server's ICE servers are the mesh's
+    assert.deepEqual(await a.evaluate(() => window.demo.mesh.configuration()), { iceServers: stun });
+
+    // a link with the token in its fragment joins at once; the address bar
+    // and the link to share are without it
+    const tokenB = srv.token({ room: 'guarded' });
+    const b = await openPage(chrome.browser, `${link}&nick=bob#token=${tokenB}`);
+    await waitFor(async () => (await meshState(b))?.state === 'joined', T(10000), 'bob joined');
+    assert.deepEqual(lastJoin(), { type: 'join', nick: 'bob', room: 'guarded', token: tokenB, admitted: true });
+    await waitFor(() => b.locator('#waiting').isVisible(), T(5000), 'bob waiting');
+    assert.equal(await b.locator('#share-link').getAttribute('href'), link);
+    assert.equal(b.url(), link);
+
+    // without the nick: the form, with the token filled in, and the address
+    // bar already without it
+    const tokenC = srv.token({ room: 'guarded' });
+    const c = await openPage(chrome.browser, `${link}#token=${tokenC}`);
+    assert.equal(await c.locator('#token').inputValue(), tokenC);
+    assert.equal(await c.locator('#token').isVisible(), true);
+    assert.equal(c.url(), link);
+    assert.equal(await c.evaluate(() => window.demo === undefined), true, 'not joined');
+    await c.fill('#nick', 'cid');
+    await c.click('#join');
+    await waitFor(async () => (await meshState(c))?.state === 'joined', T(10000), 'cid joined');
+    assert.equal(srv.joins.at(-1).token, tokenC);
+
+    // no token ever went to the server in a request's path or query
+    assert.ok(srv.requests.length >= 3, JSON.stringify(srv.requests));
+    for (const tok of [tokenA, tokenB, tokenC]) {
+      assert.deepEqual(srv.requests.filter((r) => r.includes(tok.split('.')[2])), []);
+    }
+    for (const p of [a, b, c]) assert.deepEqual(p.errors, [], 'no errors on the page');
   });
 });
