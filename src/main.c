@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (rc == SB_CONFIG_VERSION) {
-		printf("switchboard %s (protocol 1)\n", SB_VERSION);
+		printf("switchboard %s (protocol 1.1)\n", SB_VERSION);
 		return 0;
 	}
 	/* Without TZ, glibc re-reads /etc/localtime and replaces its copy of
