@@ -3,6 +3,8 @@
 // line, and the statistics of the runs.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -67,4 +69,34 @@ export function median(xs) {
   if (!v.length) return null;
   const m = Math.floor(v.length / 2);
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// Room tokens for the token scenarios: a key for alg ('HS256': a random
+// secret; 'ES256': a P-256 key pair) and one token per room named
+// `${tag}r${k}`, k < rooms, valid for an hour, written to dir.  Resolves
+// {serverArgs, tokensFile}: what the server needs to check them.
+export function mintRoomTokens(alg, rooms, tag, dir) {
+  const b64 = (b) => Buffer.from(b).toString('base64url');
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  let sign;
+  let serverArgs;
+  if (alg === 'HS256') {
+    const secret = crypto.randomBytes(32).toString('base64');
+    fs.writeFileSync(`${dir}/secret`, secret, { mode: 0o600 });
+    sign = (data) => crypto.createHmac('sha256', secret).update(data).digest();
+    serverArgs = ['--auth-secret-file', `${dir}/secret`];
+  } else {
+    const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    fs.writeFileSync(`${dir}/public.pem`, publicKey.export({ type: 'spki', format: 'pem' }));
+    sign = (data) => crypto.sign('sha256', Buffer.from(data), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    serverArgs = ['--auth-public-key', `${dir}/public.pem`];
+  }
+  const head = b64(JSON.stringify({ alg, typ: 'JWT' }));
+  const lines = [];
+  for (let k = 0; k < rooms; k++) {
+    const body = b64(JSON.stringify({ room: `${tag}r${k}`, exp }));
+    lines.push(`${head}.${body}.${b64(sign(`${head}.${body}`))}`);
+  }
+  fs.writeFileSync(`${dir}/tokens`, `${lines.join('\n')}\n`);
+  return { serverArgs, tokensFile: `${dir}/tokens` };
 }

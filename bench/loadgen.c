@@ -76,6 +76,7 @@
 #define LG_MAX_WINDOW 65536u
 #define LG_PEERS_PER_SOURCE 5000u	/* beyond this, suggest --source-addrs */
 #define LG_NICK "lg"
+#define LG_TOKEN_MAX 4096	/* bytes of one room token (--tokens) */
 #define LG_MAX_PORTS 16		/* --ports */
 #define LG_MAX_PIDS 8		/* --server-pid, repeated */
 #define LG_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -107,6 +108,8 @@ struct lg_opts {
 	long server_pids[LG_MAX_PIDS];	/* --server-pid, in order */
 	unsigned npids;
 	bool json_only;
+	char tag[24];			/* --tag: room names' prefix; "": the run's own */
+	const char *tokens_path;	/* --tokens: a room token per room */
 };
 
 static struct lg_opts opt;
@@ -122,6 +125,8 @@ static struct {
 	/* written before the workers are created */
 	uint64_t t_spawn, deadline;
 	char tag[32];			/* prefix of room names: one run's own */
+	char **tokens;			/* --tokens: line k for room k */
+	size_t ntokens;
 } run;
 
 /* ------------------------------------------------------------ small helpers */
@@ -1159,13 +1164,15 @@ static void lg_on_connected(struct lg_thread *t, struct lg_conn *c)
 
 static void lg_send_join(struct lg_thread *t, struct lg_conn *c)
 {
-	char room[96], msg[256];
+	char room[96], msg[256 + LG_TOKEN_MAX];
+	const char *tok = run.tokens && c->room < run.ntokens ? run.tokens[c->room] : NULL;
 	int n;
 
 	lg_room_name(c, room, sizeof(room));
 	n = snprintf(msg, sizeof(msg),
 		     "{\"type\":\"join\",\"id\":\"p%" PRIu32 "\",\"nick\":\"" LG_NICK
-		     "\",\"room\":\"%s\"}", c->peer, room);
+		     "\",\"room\":\"%s\"%s%s%s}", c->peer, room, tok ? ",\"token\":\"" : "",
+		     tok ? tok : "", tok ? "\"" : "");
 	if (lg_send_frame(t, c, 0x1, msg, (size_t)n))
 		lg_conn_fail(t, c, "join does not fit");
 }
@@ -2196,6 +2203,9 @@ static void lg_usage(FILE *f)
 "      --warmup SECONDS    traffic before it, not counted (default 1; relay,\n"
 "                          broadcast, churn)\n"
 "      --threads N         worker threads, each with its own epoll (default 1)\n"
+"      --tag T             room names start with T (default: the run's own)\n"
+"      --tokens FILE       a room token per room, line k for room <tag>r<k>, sent\n"
+"                          with each join (needs --tag; not with churn)\n"
 "      --concurrency N     handshakes in flight (default 256; churn also keeps\n"
 "                          at least 90%% of the connections joined)\n"
 "      --source-addrs N    bind connections round-robin to 127.0.0.1..127.0.0.N:\n"
@@ -2389,12 +2399,43 @@ static void lg_parse_url(const char *url)
 	lg_set_target(host, port);
 }
 
+/* --tokens: one room token per line, line k for room k (<tag>r<k>);
+ * each at most LG_TOKEN_MAX bytes of base64url and dots.  Exits on any
+ * fault: a run with tokens it cannot send measures nothing. */
+static void lg_load_tokens(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, want = (opt.peers + opt.room_size - 1) / opt.room_size;
+	ssize_t n;
+
+	if (!f)
+		lg_die_usage("--tokens: cannot open %s: %s", path, strerror(errno));
+	run.tokens = calloc(want, sizeof(*run.tokens));
+	if (!run.tokens)
+		lg_die_usage("--tokens: out of memory");
+	while (run.ntokens < want && (n = getline(&line, &cap, f)) > 0) {
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (!n || n > LG_TOKEN_MAX ||
+		    strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != (size_t)n)
+			lg_die_usage("--tokens: line %zu of %s is not a token", run.ntokens + 1, path);
+		run.tokens[run.ntokens] = strdup(line);
+		if (!run.tokens[run.ntokens++])
+			lg_die_usage("--tokens: out of memory");
+	}
+	free(line);
+	fclose(f);
+	if (run.ntokens < want)
+		lg_die_usage("--tokens: %s has %zu tokens for %zu rooms", path, run.ntokens, want);
+}
+
 static void lg_parse_args(int argc, char **argv)
 {
 	enum {
 		O_URL = 256, O_HOST, O_PORT, O_SCENARIO, O_PEERS, O_ROOM, O_WINDOW, O_RATE,
 		O_SIZE, O_DURATION, O_WARMUP, O_THREADS, O_PID, O_SRC, O_JSON, O_CTIMEOUT,
-		O_DTIMEOUT, O_CONC, O_VERSION, O_PORTS,
+		O_DTIMEOUT, O_CONC, O_VERSION, O_PORTS, O_TAG, O_TOKENS,
 	};
 	static const struct option longopts[] = {
 		{ "url", required_argument, NULL, O_URL },
@@ -2416,6 +2457,8 @@ static void lg_parse_args(int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
 		{ "drain-timeout", required_argument, NULL, O_DTIMEOUT },
 		{ "concurrency", required_argument, NULL, O_CONC },
+		{ "tag", required_argument, NULL, O_TAG },
+		{ "tokens", required_argument, NULL, O_TOKENS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -2472,6 +2515,13 @@ static void lg_parse_args(int argc, char **argv)
 		case O_CTIMEOUT: opt.connect_timeout = lg_parse_num("connect-timeout", optarg, 0.1, 600); break;
 		case O_DTIMEOUT: opt.drain_timeout = lg_parse_num("drain-timeout", optarg, 0, 600); break;
 		case O_CONC: opt.concurrency = lg_parse_uint("concurrency", optarg, 1, 1000000); break;
+		case O_TAG:
+			if (!*optarg || strlen(optarg) >= sizeof(opt.tag) ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(optarg))
+				lg_die_usage("--tag: 1 to %zu letters, digits, '.', '-' or '_'", sizeof(opt.tag) - 1);
+			strcpy(opt.tag, optarg);
+			break;
+		case O_TOKENS: opt.tokens_path = optarg; break;
 		case 'h': lg_usage(stdout); exit(0);
 		case O_VERSION: printf("sb-loadgen %s (switchboard protocol 1)\n", LG_VERSION); exit(0);
 		case ':': lg_die_usage("option '%s' needs a value", argv[optind - 1]);
@@ -2498,6 +2548,10 @@ static void lg_parse_args(int argc, char **argv)
 		lg_die_usage("--source-addrs needs an IPv4 target");
 	if (ports)
 		lg_parse_ports(ports);
+	if (opt.tokens_path && opt.scenario == LG_CHURN)
+		lg_die_usage("--tokens: not with churn (its rooms are named per connection)");
+	if (opt.tokens_path && !opt.tag[0])
+		lg_die_usage("--tokens needs --tag (the tokens name the rooms)");
 
 	switch (opt.scenario) {
 	case LG_RELAY:
@@ -3029,8 +3083,13 @@ int main(int argc, char **argv)
 	sa.sa_handler = lg_on_alarm;
 	sigaction(SIGALRM, &sa, NULL);
 
-	snprintf(run.tag, sizeof(run.tag), "lg%ld.%u-", (long)getpid(),
-		 (unsigned)(lg_now() / LG_MS % 100000));
+	if (opt.tag[0])
+		snprintf(run.tag, sizeof(run.tag), "%s", opt.tag);
+	else
+		snprintf(run.tag, sizeof(run.tag), "lg%ld.%u-", (long)getpid(),
+			 (unsigned)(lg_now() / LG_MS % 100000));
+	if (opt.tokens_path)
+		lg_load_tokens(opt.tokens_path);
 	run.deadline = lg_now() + (uint64_t)((opt.warmup + opt.duration + 30) * (double)LG_NS);
 	alarm((unsigned)(opt.warmup + opt.duration + 30) + 6);
 
