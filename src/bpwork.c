@@ -148,10 +148,30 @@ static void on_script_done(redisAsyncContext *ac, void *reply, void *priv)
 		bp_lost_scripts(bp, reply);
 }
 
+/* A callback's privdata: bytes (a sid, a room) with their length and a
+ * flag, in one allocation. */
+struct bp_box {
+	bool final;			/* on_snapshot: the second read */
+	uint32_t len;
+	char data[];
+};
+
+static struct bp_box *box_new(bool final, const char *p, uint32_t len)
+{
+	struct bp_box *b = malloc(sizeof(*b) + len);
+
+	if (b) {
+		b->final = final;
+		b->len = len;
+		memcpy(b->data, p, len);
+	}
+	return b;
+}
+
 static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
-	char *sid = priv;
+	struct bp_box *sid = priv;
 	const redisReply *r = reply;
 	struct bp_member *m;
 
@@ -160,8 +180,7 @@ static void on_rejoined(redisAsyncContext *ac, void *reply, void *priv)
 	if (r && ac == bp->cmd && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
 	    r->element[0]->type == REDIS_REPLY_STRING &&
 	    !strcmp(r->element[0]->str, "taken") &&
-	    (m = sb_map_get(&bp->members, sid + sizeof(uint32_t),
-			    *(uint32_t *)(void *)sid))) {
+	    (m = sb_map_get(&bp->members, sid->data, sid->len))) {
 		/* another node let this id in while Redis was away from us:
 		 * ours goes, and may join again */
 		sb_log(SB_LOG_WARN, 0, "a member's id was taken on another node "
@@ -224,18 +243,15 @@ static bool not_synced(void *arg, const char *node)
 static void on_snapshot(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sb_backplane *bp = ac->data;
-	const char *box = priv;
-	bool final = box[0];
-	uint32_t len;
+	const struct bp_box *room = priv;
 	struct sb_join_answer *a;
 
-	memcpy(&len, box + 1, sizeof(len));
 	if (reply && ac == bp->cmd && bp_lost_scripts(bp, reply))
 		reply = NULL;
 	if (reply && ac == bp->cmd && !bp_reply_error(reply) &&
 	    (a = members_of(reply, 0))) {
-		sb_registry_resync(bp->reg, box + 1 + sizeof(len), len, &a->snap,
-				   final ? NULL : not_synced, bp);
+		sb_registry_resync(bp->reg, room->data, room->len, &a->snap,
+				   room->final ? NULL : not_synced, bp);
 		sb_join_answer_free(a);
 	}
 	free(priv);
@@ -258,31 +274,16 @@ void bp_read_rooms(struct sb_backplane *bp, bool final)
 	}
 	for (size_t i = 0; (i = sb_map_next(&rooms, i, &v));) {
 		struct bp_member *m = v;
-		char *box = malloc(1 + sizeof(uint32_t) + m->room_len);
+		struct bp_box *box = box_new(final, m->data, m->room_len);
 
 		if (!box)
 			continue;
-		box[0] = final;
-		memcpy(box + 1, &m->room_len, sizeof(uint32_t));
-		memcpy(box + 1 + sizeof(uint32_t), m->data, m->room_len);
 		if (bp_eval(bp, S_SNAPSHOT, on_snapshot, box, 1,
 			    (const char *[]){ m->data },
 			    (size_t[]){ m->room_len }) != REDIS_OK)
 			free(box);
 	}
 	sb_map_release(&rooms);
-}
-
-/* A length and bytes in one allocation, for a callback's privdata. */
-static char *boxed(const char *p, uint32_t len)
-{
-	char *b = malloc(sizeof(uint32_t) + len);
-
-	if (b) {
-		memcpy(b, &len, sizeof(len));
-		memcpy(b + sizeof(len), p, len);
-	}
-	return b;
 }
 
 /* Redis is back: this node's members registered again (kept, added with a
@@ -333,11 +334,11 @@ void bp_register_again(struct sb_backplane *bp)
 		struct bp_member *m = v;
 		const char *room = m->data, *id = room + m->room_len;
 		const char *nick = id + m->id_len, *sid = nick + m->nick_len;
-		char *box;
+		struct bp_box *box;
 
 		if (sb_conn_is_dead(m->conn))
 			continue;	/* its leave is queued */
-		box = boxed(sid, m->sid_len);
+		box = box_new(false, sid, m->sid_len);
 		if (box && bp_eval(bp, S_REJOIN, on_rejoined, box, 6,
 				   (const char *[]){ bp->prefix, bp->node, room, id,
 						     sid, nick },
