@@ -5,11 +5,12 @@
  */
 #include "sb_ice.h"
 
-#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/hmac.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,33 +20,25 @@
 
 /*
  * HMAC-SHA1 under secret of msg[0..len), in base64 into
- * out[0..SB_TURN_CREDENTIAL_LEN] with its NUL.  0 or -EIO.  A fresh
- * context per call: any thread.
+ * out[0..SB_TURN_CREDENTIAL_LEN] with its NUL.  0 or -EIO.  Any thread;
+ * a failure leaves nothing in the thread's OpenSSL error queue (a
+ * worker's TLS reads look at it).
  */
 static int credential(const void *secret, size_t secret_len, const void *msg,
 		      size_t len, char out[SB_TURN_CREDENTIAL_LEN + 1])
 {
 	static const unsigned char none[1];
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	char digest[] = "SHA1";
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-	size_t maclen = 0;
-	bool ok;
+	unsigned int maclen = 0;
 
-	/* a NULL key would mean "the key already set": an empty one is not */
-	ok = ctx &&
-	     EVP_MAC_init(ctx, secret_len ? secret : none, secret_len, params) &&
-	     EVP_MAC_update(ctx, msg, len) &&
-	     EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) && maclen == SHA1_LEN;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(hmac);
-	if (!ok)
+	if (secret_len > INT_MAX)
 		return -EIO;
+	/* a NULL key would mean "the key already set": an empty one is not */
+	if (!HMAC(EVP_sha1(), secret_len ? secret : none, (int)secret_len, msg, len,
+		  mac, &maclen) || maclen != SHA1_LEN) {
+		ERR_clear_error();
+		return -EIO;
+	}
 	/* 20 bytes: 28 characters, the last one '=', and the NUL */
 	EVP_EncodeBlock((unsigned char *)out, mac, SHA1_LEN);
 	return 0;
