@@ -2,7 +2,8 @@
 # Installs what switchboard needs from Debian 12 and is not there yet.
 #   scripts/deps.sh          build and run dependencies
 #   scripts/deps.sh --test   also what the test suite needs (Node.js, npm,
-#                            nginx, openssl, Chromium, clang and libFuzzer)
+#                            nginx, openssl, Chromium, clang and libFuzzer,
+#                            Redis, coturn)
 # Runs apt-get as root, or through sudo for another user.  Installs nothing
 # when everything is present.
 set -euo pipefail
@@ -25,6 +26,9 @@ if [ "${1:-}" = "--test" ]; then
 	# The cluster tests start their own Redis on a loopback port, with
 	# no persistence; a system Redis is left alone.
 	pkgs+=(redis-server)
+	# turn.test.mjs starts Debian's coturn on a loopback port with a
+	# configuration of its own, as docs/operations.md runs it.
+	pkgs+=(coturn)
 	# The suite's clients run on Node.js 20 or newer; one installed some
 	# other way is used as it is.  Debian 12's is 18: scripts/test.sh then
 	# fetches Node.js 20 from the npm registry for the tests.
@@ -49,3 +53,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Debian starts coturn as a system service as soon as it is installed, on
+# every address and with its stock configuration, which asks no
+# credentials.  The tests run their own; a coturn installed here only for
+# them is stopped and kept from starting at boot.
+if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
+	"${sudo[@]}" systemctl disable --now coturn.service >/dev/null 2>&1 || true
+fi

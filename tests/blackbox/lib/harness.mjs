@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +77,19 @@ export function serverCommand() {
 function serverEnv(extra = {}) {
   const { SWITCHBOARD_BIN: _bin, ...env } = process.env;
   return { ...env, SB_TEST_TIME_SCALE: String(SCALE), ...extra };
+}
+
+// A loopback TCP port that was free a moment ago (for the programs the
+// tests start beside the server: Redis, nginx, coturn).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 // ------------------------------------------------------------ cleanup

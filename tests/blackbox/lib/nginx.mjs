@@ -15,11 +15,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants as fsc, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { T, httpGet, sleep, track, untrack, withTimeout } from './harness.mjs';
+import { T, freePort, httpGet, sleep, track, untrack, withTimeout } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const EXAMPLE = path.resolve(here, '../../../deploy/nginx/switchboard.conf');
@@ -167,17 +166,6 @@ export function renderMainConf(dir, serverBlock) {
 }
 
 // ------------------------------------------------------------ process
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function readText(file) {
   try {

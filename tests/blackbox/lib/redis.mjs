@@ -9,19 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { T, sleep, track, untrack, withTimeout } from './harness.mjs';
-
-// A port that was free a moment ago.
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { T, freePort, sleep, track, untrack, withTimeout } from './harness.mjs';
 
 // RESP: one command as an array of bulk strings.
 function encode(args) {
