@@ -4,9 +4,9 @@
 # that exactly the expected files are there (no sb_core library, no test or
 # bench programs), that the installed binary starts, serves and drains, that
 # the systemd unit's ExecStart names the installed binary, that the unit
-# and the cluster drop-in pass systemd-analyze verify (the drop-in also
-# where Redis is not installed), and that the examples and docs are copies
-# of the sources.  Installs nothing outside its own temporary directory.
+# and the cluster and secrets drop-ins pass systemd-analyze verify (the
+# cluster one also where Redis is not installed), and that the examples and
+# docs are copies of the sources.  Installs nothing outside its own temporary directory.
 # Exits non-zero on any failure.
 #
 #   tests/install/check_install.sh BUILD_DIR SOURCE_DIR
@@ -208,6 +208,7 @@ check_install() {
 		echo "$doc/examples/nginx/switchboard.conf"
 		echo "$doc/examples/nginx/switchboard-cluster.conf"
 		echo "$doc/examples/switchboard.service.d/redis.conf"
+		echo "$doc/examples/switchboard.service.d/secrets.conf"
 		echo "$doc/examples/haproxy/switchboard.cfg"
 		echo "$doc/examples/default/switchboard"
 		for f in $webfiles; do
@@ -236,6 +237,7 @@ check_install() {
 		deploy/nginx/switchboard.conf $doc/examples/nginx/switchboard.conf
 		deploy/nginx/switchboard-cluster.conf $doc/examples/nginx/switchboard-cluster.conf
 		deploy/switchboard.service.d/redis.conf $doc/examples/switchboard.service.d/redis.conf
+		deploy/switchboard.service.d/secrets.conf $doc/examples/switchboard.service.d/secrets.conf
 		deploy/haproxy/switchboard.cfg $doc/examples/haproxy/switchboard.cfg
 		deploy/default/switchboard $doc/examples/default/switchboard
 		$(for f in "$src"/docs/*.md; do echo "docs/${f##*/} $doc/docs/${f##*/}"; done)
@@ -297,6 +299,30 @@ check_dropin() {
 	rm -rf "$d" "$units"
 }
 
+# check_secrets_dropin UNIT DROPIN: systemd-analyze verify of the unit with
+# the secrets drop-in beside it: no word about the drop-in (an unknown key
+# or a bad credential name would be one).  A copy with a misspelt key must
+# draw one, which shows that the drop-in is read.
+check_secrets_dropin() {
+	local unit=$1 dropin=$2 d="$tmp/secrets-check"
+	mkdir -p "$d/switchboard.service.d"
+	cp "$unit" "$d/switchboard.service"
+	cp "$dropin" "$d/switchboard.service.d/secrets.conf"
+	systemd-analyze verify "$d/switchboard.service" >"$tmp/verify.log" 2>&1 || true
+	if grep -F "$d/switchboard.service.d/" "$tmp/verify.log"; then
+		fail "drop-in: systemd-analyze verify warned about $dropin"
+	else
+		echo 'LoadCredentiall=x.key:/etc/x.key' >>"$d/switchboard.service.d/secrets.conf"
+		systemd-analyze verify "$d/switchboard.service" >"$tmp/verify.log" 2>&1 || true
+		if ! grep -qF "$d/switchboard.service.d/secrets.conf" "$tmp/verify.log"; then
+			fail "drop-in: a misspelt key in the secrets drop-in passed: the check proves nothing"
+		else
+			echo "systemd-analyze verify with the secrets drop-in: ok"
+		fi
+	fi
+	rm -rf "$d"
+}
+
 # 1. A plain install into a fresh prefix.  With a directory configured as
 # absolute (a packager's /lib/systemd/system) that would write outside the
 # temporary directory, so then it is staged as well.
@@ -328,6 +354,7 @@ if [ -z "$root" ] && command -v systemd-analyze >/dev/null; then
 		echo "systemd-analyze verify: ok"
 	fi
 	check_dropin "$unit" "$(full "$prefix" "$docdir")/examples/switchboard.service.d/redis.conf"
+	check_secrets_dropin "$unit" "$(full "$prefix" "$docdir")/examples/switchboard.service.d/secrets.conf"
 fi
 
 # 2. Staged with DESTDIR, as a package build does: the files land under the
