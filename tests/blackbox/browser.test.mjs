@@ -7,16 +7,19 @@
 // first-run behaviour: a refused join or upgrade returns to the form with
 // the reason, a page alone offers a link with the room to share, and the
 // chat tells who joined and who left. On a server that requires room
-// tokens (a stand-in, lib/tokenserver.mjs, which serves the page too) the
-// page asks for one, and joins with one from the link's fragment. One
-// Chromium serves every test.
+// tokens (a stand-in, lib/tokenserver.mjs, which serves the page too, and
+// then the server itself) the page asks for one, and joins with one from
+// the link's fragment. One Chromium serves every test.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { closePages, framesDecoded, launch, meshState, openDemo, openPage } from './lib/browser.mjs';
 import { T, startServer, waitFor } from './lib/harness.mjs';
-import { startTokenServer } from './lib/tokenserver.mjs';
+import { signToken, startTokenServer } from './lib/tokenserver.mjs';
 
 const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
 
@@ -388,5 +391,48 @@ describe('the demo in Chromium', { concurrency: false }, () => {
       assert.deepEqual(srv.requests.filter((r) => r.includes(tok.split('.')[2])), []);
     }
     for (const p of [a, b, c]) assert.deepEqual(p.errors, [], 'no errors on the page');
+  });
+
+  test('the same against the server itself with --auth-secret-file and --ice-server', { timeout: T(60000) }, async (t) => {
+    if (isReference()) return t.skip('the reference serves no demo page');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-demo-token-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const secret = 'a secret of the application and the server, long enough';
+    writeFileSync(path.join(dir, 'token.key'), `${secret}\n`, { mode: 0o600 });
+    const srv = await startServer(['--bind', '127.0.0.1', '--auth-secret-file', path.join(dir, 'token.key'),
+      '--ice-server', 'stun:127.0.0.1:3478'], { t, single: true });
+    const origin = `http://127.0.0.1:${srv.port}`;
+    const link = `${origin}/?room=guarded`;
+    t.after(() => closePages(chrome.browser));
+    const exp = () => Math.floor(Date.now() / 1000) + 300;
+
+    // no token: the server's unauthorized, and the page asks for one
+    const a = await openPage(chrome.browser, `${link}&nick=ann`);
+    await waitFor(async () => /invited peers/.test(await noticeText(a)), T(10000), 'the page to ask for a token');
+    assert.equal(await noticeText(a),
+      'This server admits only invited peers: paste the token your application gave you.');
+    assert.deepEqual(await formState(a), AT_FORM);
+    assert.equal(await a.locator('#token').isVisible(), true);
+    // one for another room: the server's own reason
+    await a.fill('#token', signToken(secret, { room: 'elsewhere', exp: exp() }));
+    await a.click('#join');
+    await waitFor(async () => /another room/.test(await noticeText(a)), T(10000), 'the second refusal');
+    // a good one, with a name claim: in, under that name
+    await a.fill('#token', signToken(secret, { room: 'guarded', name: 'Ann A.', exp: exp() }));
+    await a.click('#join');
+    await waitFor(async () => (await meshState(a))?.state === 'joined', T(10000), 'ann joined');
+    assert.deepEqual(await a.evaluate(() => window.demo.mesh.configuration()),
+      { iceServers: [{ urls: ['stun:127.0.0.1:3478'] }] });
+
+    // a link with the token in its fragment joins at once, and the two meet
+    const b = await openPage(chrome.browser,
+      `${link}&nick=bob#token=${signToken(secret, { room: 'guarded', exp: exp() })}`);
+    b.nick = 'bob';
+    await waitFor(async () => (await chatLines(a)).includes('bob joined'), T(10000), 'ann to see bob join');
+    assert.equal(b.url(), link);
+    await waitFor(async () => (await chatLines(b)).length === 0 && (await meshState(b)).roster.length === 1,
+      T(10000), 'bob to see ann');
+    assert.equal(await b.evaluate(() => [...window.demo.client.peers.values()][0].nick), 'Ann A.');
+    for (const p of [a, b]) assert.deepEqual(p.errors, [], 'no errors on the page');
   });
 });
