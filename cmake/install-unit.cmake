@@ -23,6 +23,5 @@ set(CMAKE_INSTALL_FULL_BINDIR "${SB_UNIT_BINDIR_FULL}")
 set(CMAKE_INSTALL_FULL_DOCDIR "${SB_UNIT_DOCDIR_FULL}")
 configure_file("${SB_UNIT_TEMPLATE}" "${SB_UNIT_WORK_DIR}/switchboard.service"
                @ONLY)
-  file(STRINGS "${SB_UNIT_WORK_DIR}/switchboard.service" l REGEX "^[^L]")
 file(INSTALL DESTINATION "${SB_UNIT_DIR_FULL}" TYPE FILE
      FILES "${SB_UNIT_WORK_DIR}/switchboard.service")
