@@ -88,6 +88,8 @@ struct sb_sock {
 	uint8_t stash_retries;		/* turns of the loop lws did not read */
 	bool ping_due;			/* WRITEABLE sends a ping first */
 	bool drain_close;		/* close with 1001 once the queue is empty */
+	bool request_seen;		/* a whole request head came: the
+					 * handshake timer is stopped */
 	struct sb_liveness live;
 	struct sb_admission adm;	/* its place under the connection caps */
 	struct sb_addr addr;		/* the TCP peer, from accept(); from the

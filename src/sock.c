@@ -251,20 +251,26 @@ void sb_sock_run_closes(struct sb_tp *tp)
 
 /* lws 4.1 has no way to stop a wsi's timer: LWS_SET_TIMER_USEC_CANCEL is
  * taken as a time, one microsecond ago, and fires at once
- * (docs/architecture.md).  Moved out of reach, it never goes off; setting
- * it again (fail_later) moves it back. */
-#define TIMER_NEVER ((lws_usec_t)1 << 60)	/* 36,000 years */
-
+ * (docs/architecture.md).  So the handshake timer is let go off at the
+ * next pass of the loop, and sb_sock_timer ignores it.  Not pushed far
+ * ahead instead: lws keeps every timer of a context in one list sorted by
+ * time and walks it from the head at each insert, so a timer of the past
+ * goes in first, while one pushed out of reach went in behind the timers
+ * of every connection open, a walk of the whole list per connection. */
 void sb_sock_request_seen(struct sb_sock *s)
 {
-	if (s->state == SB_SOCK_HTTP && s->wsi)
-		lws_set_timer_usecs(s->wsi, TIMER_NEVER);
+	if (s->state != SB_SOCK_HTTP || !s->wsi || s->request_seen)
+		return;
+	s->request_seen = true;
+	lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
 }
 
 int sb_sock_timer(struct sb_sock *s)
 {
 	switch (s->state) {
 	case SB_SOCK_HTTP:
+		if (s->request_seen)
+			return 0;	/* stopped (sb_sock_request_seen) */
 		/* no whole request within --handshake-timeout */
 		sb_stat_add(&s->tp->stats.refused[SB_REQ_TIMEOUT], 1);
 		sb_sock_log_refusal(&s->addr, 0, SB_REQ_TIMEOUT, NULL);
