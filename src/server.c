@@ -24,27 +24,50 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Raises the soft descriptor limit to the hard one: before any lws context
- * exists, since each sizes its tables from it.  Returns the limit. */
-static int raise_fd_limit(void)
+/* Descriptors the server keeps beside its WebSocket connections:
+ * handshakes and HTTP requests under way, the listener, libuv's and
+ * Redis's. */
+#define FD_RESERVE 1024
+/* The limit without --max-connections, as the systemd unit sets it. */
+#define FD_DEFAULT 65536
+/* Over 10,000,000 lws falls back to 2560 descriptors. */
+#define FD_MAX 1000000
+
+/*
+ * Sets the soft descriptor limit to what the connections need:
+ * --max-connections plus FD_RESERVE, or FD_DEFAULT without it, within the
+ * hard limit; lowered when it is higher.  Before any lws context exists,
+ * since each sizes its tables from it.  Not simply the hard limit, which
+ * is often 524,288 or 1,048,576: each worker's lws context holds a table of
+ * 16 bytes per descriptor of the limit, and Debian's lws 4.1 (built with
+ * _DEBUG) reads its whole fd table at every close to check the descriptor
+ * is gone (sanity_assert_no_sockfd_traces): at a limit of 1,000,000 that is
+ * 16 MB per worker and 8 MB read per connection closed
+ * (docs/architecture.md).  Returns the limit; *short_of is what
+ * --max-connections needs when the hard limit is below it, else 0.
+ */
+static int set_fd_limit(const struct sb_config *cfg, long *short_of)
 {
 	struct rlimit rl;
+	rlim_t want = cfg->max_connections > 0 ?
+			      (rlim_t)cfg->max_connections + FD_RESERVE : FD_DEFAULT;
 
+	*short_of = 0;
+	if (want > FD_MAX)
+		want = FD_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rlim_t want = rl.rlim_max;
-
-		/* over 10,000,000 lws would fall back to 2560 descriptors */
-		if (want > 1000000)
-			want = 1000000;
-		if (want > rl.rlim_cur) {
-			rl.rlim_cur = want;
-			if (setrlimit(RLIMIT_NOFILE, &rl))
-				getrlimit(RLIMIT_NOFILE, &rl);
-		}
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+		if (cfg->max_connections > 0)
+			*short_of = (long)want;
+		want = rl.rlim_max;
 	}
-	return rl.rlim_cur > 1000000 ? 1000000 : (int)rl.rlim_cur;
+	if (want != rl.rlim_cur) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > FD_MAX ? FD_MAX : (int)rl.rlim_cur;
 }
 
 /* Opens, binds and listens; fills listen_name and url.  Returns the socket
@@ -302,6 +325,7 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg,
 		    struct sb_token_key *key)
 {
 	struct sb_worker_setup setup;
+	long short_of;
 	int nfds, rc;
 
 	memset(srv, 0, sizeof(*srv));
@@ -341,8 +365,14 @@ int sb_server_start(struct sb_server *srv, const struct sb_config *cfg,
 	rc = load_web_root(srv, cfg);
 	if (rc)
 		return rc;
-	nfds = raise_fd_limit();
+	nfds = set_fd_limit(cfg, &short_of);
 	sb_log(SB_LOG_INFO, 0, "descriptor limit %d", nfds);
+	if (short_of)
+		sb_log(SB_LOG_WARN, 0,
+		       "--max-connections %u needs %ld descriptors, the hard limit "
+		       "is %d: raise it (LimitNOFILE in the unit, ulimit -Hn) or "
+		       "lower --max-connections", cfg->max_connections, short_of,
+		       nfds);
 	if (sb_recv_hook_init(nfds, sb_sock_guard_failed, sb_readahead_stashed,
 			      sb_sock_http_refused))
 		return -ENOMEM;

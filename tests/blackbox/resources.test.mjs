@@ -1,6 +1,6 @@
 // Running out of file descriptors: the acceptor logs loudly, pauses instead
 // of spinning, keeps serving the connections it has, and accepts again once
-// descriptors are free.
+// descriptors are free. And the descriptor limit the server sets itself.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,4 +92,54 @@ test('out of descriptors: pauses accepting, keeps serving, recovers', { timeout:
   const joinedBob = await bob.join('bob', { room: 'fd' });
   assert.deepEqual(joinedBob.peers, [{ id: 'alice', nick: '' }]);
   await alice.next((m) => m.type === 'join' && m.payload.id === 'bob');
+});
+
+// The limits the server runs with: prlimit's SOFT and HARD for pid.
+function nofile(pid) {
+  const [soft, hard] = execFileSync('prlimit', [`--pid=${pid}`, '--nofile', '--raw', '--noheadings', '-o', 'SOFT,HARD'])
+    .toString().trim().split(/\s+/);
+  return { soft: soft === 'unlimited' ? Infinity : Number(soft), hard: hard === 'unlimited' ? Infinity : Number(hard) };
+}
+
+async function maxFds(srv) {
+  const res = await fetch(`http://127.0.0.1:${srv.port}/metrics`, { signal: AbortSignal.timeout(T(5000)) });
+  return parsePrometheus(await res.text()).get('process_max_fds');
+}
+
+// The descriptor limit follows --max-connections (docs/configuration.md):
+// each worker's lws context keeps a table the size of the limit and reads
+// all of it at every close, so the server does not simply take the hard
+// limit, which is often a million.
+test('the descriptor limit: --max-connections plus 1024, 65536 without it, within the hard limit', {
+  timeout: T(30000),
+}, async (t) => {
+  const { hard } = nofile(process.pid); // the server inherits it
+  const probe = await startServer([], { t });
+  if (probe.proc.spawnfile === 'node') return t.skip('not the C server');
+
+  // unset: 65536, or the hard limit when that is lower
+  const want = Math.min(65536, hard);
+  assert.deepEqual(nofile(probe.pid), { soft: want, hard });
+  assert.equal(await maxFds(probe), want);
+  assert.match(probe.stderr(), new RegExp(`descriptor limit ${want}\\n`));
+  await probe.finish();
+
+  // a cap: lowered to it plus 1024, whatever the soft limit was
+  const capped = await startServer(['--max-connections', '100'], { t });
+  assert.deepEqual(nofile(capped.pid), { soft: 1124, hard });
+  assert.equal(await maxFds(capped), 1124);
+  assert.match(capped.stderr(), /descriptor limit 1124\n/);
+  assert.doesNotMatch(capped.stderr(), /needs \d+ descriptors/);
+  await capped.finish();
+
+  // a cap the hard limit cannot hold: the hard limit, and a warning that
+  // says what to change
+  // (where the hard limit is near the server's own ceiling of 1,000,000
+  // there is no such cap to try)
+  if (hard === Infinity || hard + 1024 > 1000000) return;
+  const big = await startServer(['--max-connections', String(hard)], { t });
+  assert.deepEqual(nofile(big.pid), { soft: hard, hard });
+  assert.match(big.stderr(), new RegExp(`warn \\[main\\] --max-connections ${hard} needs ${hard + 1024} `
+    + `descriptors, the hard limit is ${hard}: raise it \\(LimitNOFILE in the unit, ulimit -Hn\\) `
+    + 'or lower --max-connections'));
 });
