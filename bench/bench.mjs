@@ -86,6 +86,11 @@ const SCENARIOS = [
     lg: ['--scenario', 'connect', '--peers', '10000', '--source-addrs', '4', '--duration', '30'],
   },
   {
+    name: 'churn', title: 'churn: 10,000 peers held, the oldest replaced (a close and a join each)',
+    metric: 'server_cpu_us_per_join', unit: 'us CPU/join',
+    lg: ['--scenario', 'churn', '--peers', QUICK ? '2000' : '10000', '--source-addrs', '4', '--warmup', W, '--duration', D],
+  },
+  {
     name: 'idle', title: 'idle, 19,000 joined peers (--workers 2)',
     metric: 'rss_per_conn_kb', unit: 'KiB RSS/conn', max: 4, workers: 2,
     lg: ['--scenario', 'idle', '--peers', QUICK ? '5000' : '19000', '--room-size', '10', '--source-addrs', '4', '--duration', QUICK ? '2' : '5'],
@@ -254,7 +259,7 @@ lines.push('| throughput | switchboard | reference |');
 lines.push('| --- | --- | --- |');
 for (const { sc, ours, ref } of rows) {
   if (sc.name === 'idle') continue;
-  const what = sc.name.startsWith('connect') ? 'joins/s' : sc.name === 'broadcast' ? 'deliveries/s' : 'msgs/s';
+  const what = sc.metric === 'server_cpu_us_per_join' ? 'joins/s' : sc.name === 'broadcast' ? 'deliveries/s' : 'msgs/s';
   lines.push(`| ${sc.title} | ${fmt(ours.rate, 0)} ${what} | ${fmt(ref.rate, 0)} ${what} |`);
 }
 if (scaling) {
