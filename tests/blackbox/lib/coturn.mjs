@@ -8,10 +8,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { T, freePort, sleep, track, untrack, withTimeout } from './harness.mjs';
+import { T, freePort, sideProcess, sleep } from './harness.mjs';
 
 export const TURNSERVER = process.env.SB_TURNSERVER || '/usr/bin/turnserver';
 
@@ -110,27 +110,12 @@ export async function startCoturn({ t, secret, realm = 'switchboard.test' } = {}
     throw new Error(`turnserver did not answer STUN on port ${port}:\n${out.slice(-3000)}`);
   }
 
-  function end(signal) {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-    const gone = new Promise((resolve) => p.once('exit', resolve));
-    p.kill(signal);
-    return withTimeout(gone, T(5000), `turnserver to exit on ${signal}`);
-  }
-
+  const { cleanup } = sideProcess('turnserver', () => proc, { t, dir });
   // a port taken meanwhile is tried again with another
   for (let attempt = 0; !(await launch()); attempt++) {
     if (attempt >= 3) throw new Error(`turnserver found no free port:\n${out.slice(-3000)}`);
   }
 
-  const holder = { destroy: () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } } };
-  track(holder);
-  const cleanup = async () => {
-    untrack(holder);
-    await end('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  if (t) t.after(cleanup);
   return {
     get port() { return port; },
     realm,

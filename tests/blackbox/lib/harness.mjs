@@ -7,7 +7,7 @@
 // times slower, passes the same tests.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import https from 'node:https';
@@ -104,6 +104,31 @@ export function track(resource) {
 
 export function untrack(resource) {
   liveResources.delete(resource);
+}
+
+// A program a test runs beside the server (Redis, coturn), its process
+// the one proc() returns at the time (it may be started again). end(signal)
+// sends it signal, when it still runs, and waits for it to exit (before:
+// called with the process first, to wake a stopped one, say); cleanup()
+// kills it and removes dir, and with t runs when the test ends. Until then
+// it is killed when the test file ends, whatever happens.
+export function sideProcess(name, proc, { t, dir, before } = {}) {
+  function end(signal) {
+    const p = proc();
+    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    const gone = new Promise((resolve) => p.once('exit', resolve));
+    if (before) before(p);
+    p.kill(signal);
+    return withTimeout(gone, T(5000), `${name} to exit on ${signal}`);
+  }
+  const holder = track({ destroy: () => { try { proc()?.kill('SIGKILL'); } catch { /* gone */ } } });
+  async function cleanup() {
+    untrack(holder);
+    await end('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  if (t) t.after(cleanup);
+  return { end, cleanup };
 }
 
 function destroyResources() {

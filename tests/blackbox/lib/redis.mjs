@@ -5,11 +5,11 @@
 // published on channels.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { T, freePort, sleep, track, untrack, withTimeout } from './harness.mjs';
+import { T, freePort, sideProcess, sleep, track, untrack, withTimeout } from './harness.mjs';
 
 // RESP: one command as an array of bulk strings.
 function encode(args) {
@@ -131,14 +131,13 @@ export async function startRedis({ t, password } = {}) {
     }
   }
 
-  function end(signal) {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-    const gone = new Promise((resolve) => p.once('exit', resolve));
-    if (paused) { p.kill('SIGCONT'); paused = false; }
-    p.kill(signal);
-    return withTimeout(gone, T(5000), `redis-server to exit on ${signal}`);
-  }
+  const { end, cleanup } = sideProcess('redis-server', () => proc, {
+    t,
+    dir,
+    before(p) {
+      if (paused) { p.kill('SIGCONT'); paused = false; }
+    },
+  });
 
   await launch();
   const redis = {
@@ -178,14 +177,6 @@ export async function startRedis({ t, password } = {}) {
     },
   };
 
-  const holder = { destroy: () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } } };
-  track(holder);
-  const cleanup = async () => {
-    untrack(holder);
-    await end('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  if (t) t.after(cleanup);
   redis.cleanup = cleanup;
   return redis;
 }
